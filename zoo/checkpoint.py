@@ -1,0 +1,148 @@
+"""Reading checkpoint files and checking that a state dict fits a model before anything is copied.
+
+``torch.nn.Module.load_state_dict`` copies every matching tensor before it reports missing or unexpected
+keys, so a checkpoint that does not fit would leave the model half loaded. Every zoo load path checks the
+whole state dict first (:func:`check_state_dict`) and only then copies.
+"""
+import os
+import pickle
+import sys
+import zipfile
+from typing import Dict, Iterable, Mapping, Optional
+
+import torch
+import torch.nn as nn
+
+__all__ = ['CheckpointError', 'CheckpointMismatchError', 'read_checkpoint', 'unwrap_state_dict',
+           'check_state_dict', 'check_pretrained', 'load_checkpoint', 'checkpoint_filter_for']
+
+_WRAPPER_KEYS = ('state_dict', 'model', 'module')
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be read as a state dict."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A state dict whose keys or shapes do not fit the model."""
+
+
+def unwrap_state_dict(checkpoint: Mapping, source: str = 'checkpoint') -> Dict[str, torch.Tensor]:
+    """Take the model weights out of the usual wrappings: ``{'state_dict': ...}`` (mmengine),
+    ``{'model': ...}`` (DeiT-style training scripts, the official releases) or a bare state dict.
+    A training checkpoint's ``model`` entry wins over ``model_ema``: the released accuracies are those of
+    ``model``."""
+    if not isinstance(checkpoint, Mapping):
+        raise CheckpointError(f'{source} holds a {type(checkpoint).__name__}, not a state dict')
+    for key in _WRAPPER_KEYS:
+        inner = checkpoint.get(key)
+        if isinstance(inner, Mapping):
+            checkpoint = inner
+            break
+    state_dict = {}
+    for k, v in checkpoint.items():
+        if not isinstance(v, torch.Tensor):
+            raise CheckpointError(f'{source}: entry {k!r} is a {type(v).__name__}, not a tensor')
+        state_dict[k[len('module.'):] if k.startswith('module.') else k] = v
+    return state_dict
+
+
+def read_checkpoint(path: str, mmap: bool = False) -> Dict[str, torch.Tensor]:
+    """Read a ``.safetensors`` or ``.pth`` file into a state dict, with errors that name the file.
+    Pickles are read with ``weights_only=True``: no code from the file runs."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint file not found: {path}')
+    try:
+        if path.endswith('.safetensors'):
+            import safetensors.torch
+            checkpoint = safetensors.torch.load_file(path)
+        else:
+            checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as e:
+        if 'Weights only load failed' in str(e):
+            raise CheckpointError(
+                f'checkpoint {path} holds Python objects other than tensors, which are not loaded from '
+                f'untrusted files; re-save it as a plain state dict ({str(e).splitlines()[0]})') from e
+        raise CheckpointError(f'checkpoint {path} is corrupt or not a PyTorch checkpoint: {e}') from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        raise CheckpointError(f'checkpoint {path} is corrupt or truncated: {e}') from e
+    except Exception as e:  # safetensors raises its own SafetensorError
+        if type(e).__name__ == 'SafetensorError':
+            raise CheckpointError(f'checkpoint {path} is corrupt: {e}') from e
+        raise
+    return unwrap_state_dict(checkpoint, source=path)
+
+
+def _listing(keys: Iterable[str], most: int = 12) -> str:
+    keys = list(keys)
+    shown = ', '.join(keys[:most])
+    return shown + (f', ... ({len(keys) - most} more)' if len(keys) > most else '')
+
+
+def check_state_dict(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
+                     ignore: Iterable[str] = (), source: str = 'checkpoint') -> None:
+    """Raise :class:`CheckpointMismatchError` naming every missing, unexpected and mis-shaped key.
+    Keys starting with a prefix in ``ignore`` are not checked (a classifier being replaced, a stem being
+    adapted to other input channels)."""
+    ignore = tuple(ignore)
+    expected = model.state_dict()
+    wanted = {k: v for k, v in expected.items() if not k.startswith(ignore)} if ignore else expected
+    missing = [k for k in wanted if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    mis_shaped = [f'{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}' for k, v in wanted.items()
+                  if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
+    if missing or unexpected or mis_shaped:
+        arch = getattr(model, 'pretrained_cfg', {}).get('architecture') or type(model).__name__
+        lines = [f'{source} does not fit {arch}; nothing was loaded.']
+        if missing:
+            lines.append(f'missing keys ({len(missing)}): {_listing(missing)}')
+        if unexpected:
+            lines.append(f'unexpected keys ({len(unexpected)}): {_listing(unexpected)}')
+        if mis_shaped:
+            lines.append(f'shape mismatch (checkpoint vs model) ({len(mis_shaped)}): {_listing(mis_shaped)}')
+        raise CheckpointMismatchError('\n'.join(lines))
+
+
+def checkpoint_filter_for(model: nn.Module):
+    """The checkpoint filter of a zoo model's family (each family module defines ``checkpoint_filter_fn``)."""
+    fn = getattr(sys.modules.get(type(model).__module__), 'checkpoint_filter_fn', None)
+    if fn is None:
+        raise TypeError(f'{type(model).__name__} is not a zoo model (no checkpoint filter in its module)')
+    return fn
+
+
+def load_checkpoint(model: nn.Module, path_or_state_dict, strict: bool = True,
+                    source: Optional[str] = None) -> nn.Module:
+    """Load an official or zoo checkpoint (file path or state dict) into a zoo model.
+
+    The family's checkpoint filter maps official key names; with ``strict`` the whole state dict is
+    checked before any tensor is copied, so a checkpoint that does not fit raises and leaves the model as
+    it was."""
+    if isinstance(path_or_state_dict, (str, os.PathLike)):
+        source = source or os.fspath(path_or_state_dict)
+        state_dict = read_checkpoint(path_or_state_dict)
+    else:
+        state_dict = unwrap_state_dict(path_or_state_dict, source=source or 'state dict')
+    state_dict = checkpoint_filter_for(model)(state_dict, model)
+    if strict:
+        check_state_dict(state_dict, model, source=source or 'state dict')
+    model.load_state_dict(state_dict, strict=strict)
+    return model
+
+
+def check_pretrained(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
+    """The last step of every family's checkpoint filter: check the mapped state dict against the model.
+
+    timm's ``load_pretrained`` then drops the classifier when ``num_classes`` differs from the checkpoint's
+    and adapts the first conv to other input channels, so those two are not held to the model's shapes."""
+    cfg = getattr(model, 'pretrained_cfg', None) or {}
+    ignore = []
+    classifier = cfg.get('classifier')
+    if classifier and getattr(model, 'num_classes', None) != cfg.get('num_classes'):
+        ignore += [c + '.' for c in ((classifier,) if isinstance(classifier, str) else classifier)]
+    first_conv = cfg.get('first_conv')
+    if first_conv and getattr(model, 'in_chans', 3) != (cfg.get('input_size') or (3,))[0]:
+        ignore += [c + '.weight' for c in ((first_conv,) if isinstance(first_conv, str) else first_conv)]
+    check_state_dict(state_dict, model, ignore=ignore, source=cfg.get('file') or 'checkpoint')
+    return state_dict

@@ -1,0 +1,91 @@
+"""Conv–BN, BN–Linear and RepVGG-style depthwise units that fold into their deploy form.
+
+Each unit has one method, ``fuse()``, that returns the module replacing it at deploy time. This is the
+protocol that both ``zoo.reparameterize`` and ``timm.utils.reparameterize_model`` walk.
+"""
+from typing import Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.layers import trunc_normal_
+
+__all__ = ['ConvBN', 'BNLinear', 'RepVGGDW', 'fold_bn']
+
+
+def fold_bn(bn: nn.modules.batchnorm._BatchNorm) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Return (scale, shift) such that ``bn(x) == x * scale + shift`` in eval mode."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return scale, bn.bias - bn.running_mean * scale
+
+
+class ConvBN(nn.Sequential):
+    """Bias-free Conv2d followed by BatchNorm2d; ``fuse()`` returns one biased Conv2d."""
+
+    def __init__(self, in_chs, out_chs, kernel_size=1, stride=1, padding=0, dilation=1, groups=1,
+                 bn_weight_init=1.0):
+        super().__init__()
+        self.conv = nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding, dilation, groups, bias=False)
+        self.bn = nn.BatchNorm2d(out_chs)
+        nn.init.constant_(self.bn.weight, bn_weight_init)
+        nn.init.zeros_(self.bn.bias)
+
+    @torch.no_grad()
+    def fuse(self) -> nn.Conv2d:
+        conv = self.conv
+        scale, shift = fold_bn(self.bn)
+        fused = nn.Conv2d(
+            conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+            conv.dilation, conv.groups, bias=True, device=conv.weight.device, dtype=conv.weight.dtype)
+        fused.weight.copy_(conv.weight * scale[:, None, None, None])
+        fused.bias.copy_(shift)
+        return fused
+
+
+class BNLinear(nn.Sequential):
+    """BatchNorm1d followed by Linear (a LeViT-style classifier); ``fuse()`` returns one Linear."""
+
+    def __init__(self, in_features, out_features, bias=True, std=0.02, drop=0.0):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(in_features)
+        self.drop = nn.Dropout(drop)
+        self.fc = nn.Linear(in_features, out_features, bias=bias)
+        trunc_normal_(self.fc.weight, std=std)
+        if bias:
+            nn.init.zeros_(self.fc.bias)
+
+    @torch.no_grad()
+    def fuse(self) -> nn.Linear:
+        fc = self.fc
+        scale, shift = fold_bn(self.bn)
+        fused = nn.Linear(fc.in_features, fc.out_features, bias=True,
+                          device=fc.weight.device, dtype=fc.weight.dtype)
+        fused.weight.copy_(fc.weight * scale[None, :])
+        bias = fc.weight @ shift
+        if fc.bias is not None:
+            bias = bias + fc.bias
+        fused.bias.copy_(bias)
+        return fused
+
+
+class RepVGGDW(nn.Module):
+    """Depthwise 3x3 Conv–BN + depthwise 1x1 Conv–BN + identity, merged into one 3x3 kernel by ``fuse()``."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.conv = ConvBN(dim, dim, 3, 1, 1, groups=dim)
+        self.conv1 = ConvBN(dim, dim, 1, 1, 0, groups=dim)
+
+    def forward(self, x):
+        return self.conv(x) + self.conv1(x) + x
+
+    @torch.no_grad()
+    def fuse(self) -> nn.Conv2d:
+        fused = self.conv.fuse()
+        branch = self.conv1.fuse()
+        # the 1x1 kernel and the identity sit at the centre tap of the 3x3 kernel
+        weight = fused.weight + F.pad(branch.weight, [1, 1, 1, 1])
+        weight[:, :, 1, 1] += 1.0
+        fused.weight.copy_(weight)
+        fused.bias.add_(branch.bias)
+        return fused

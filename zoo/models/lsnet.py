@@ -1,0 +1,454 @@
+"""LSNet: See Large, Focus Small (Wang et al., CVPR 2025), official code: jameslahm/lsnet.
+
+The LS convolution perceives with a large kernel and aggregates with a small one: a large-kernel
+depthwise branch (LKP) looks at a 7x7 neighbourhood and predicts, for every pixel, a 3x3 kernel per
+channel group; small-kernel aggregation (SKA) applies those kernels to the input. Blocks alternate a
+RepVGG-style depthwise mixer (+ squeeze-excite) with an LS convolution, the last stage using a LeViT-style
+attention with a learned relative-position bias instead. Stem: three 3x3 stride-2 Conv–BN (total stride 8);
+each further stage starts with a depthwise stride-2 Conv–BN and a 1x1 Conv–BN; the head is BN + Linear.
+
+The authors compute SKA with a Triton kernel (``model/ska.py``); :func:`small_kernel_aggregation` is the
+pure-PyTorch path of the same sum, exact to float rounding, running on any device and differentiable by
+autograd. Stochastic depth (absent from the official blocks) is added on every residual branch that is not
+folded away at deploy time; with ``drop_path_rate=0`` (the default) the model is the official one.
+"""
+import math
+import re
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import DropPath, SEModule, SelectAdaptivePool2d
+from timm.models import checkpoint_seq, generate_default_cfgs
+from timm.models._features import feature_take_indices
+
+from ..checkpoint import check_pretrained
+from ..layers import BNLinear, ConvBN, RepVGGDW, check_input
+from ..registry import register_zoo_model
+from ._builder import build_zoo_model
+
+__all__ = ['LSNet', 'LSConv', 'small_kernel_aggregation']
+
+
+def small_kernel_aggregation(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """SKA: ``out[b, c, i, j] = sum_{u,v} x[b, c, i+u-p, j+v-p] * weight[b, c % G, u*k+v, i, j]``.
+
+    ``x`` is (B, C, H, W); ``weight`` is (B, G, k*k, H, W), one k x k kernel per pixel for each of G weight
+    channels, shared by the channels c with the same c % G (zero padding p = (k-1)//2). The sum is taken as
+    k*k shifted multiply-adds, which keeps memory at the size of ``x`` (an unfold would hold k*k copies).
+    """
+    B, C, H, W = x.shape
+    G, kk = weight.shape[1], weight.shape[2]
+    k = math.isqrt(kk)
+    if k * k != kk or C % G:
+        raise ValueError(f'SKA needs a square kernel and channels divisible by the weight groups, got '
+                         f'{kk} taps and {C} channels for {G} groups')
+    p = (k - 1) // 2
+    xp = F.pad(x, (p, p, p, p)).view(B, C // G, G, H + 2 * p, W + 2 * p)
+    weight = weight.unsqueeze(1)
+    out = xp[..., 0:H, 0:W] * weight[:, :, :, 0]
+    for t in range(1, kk):
+        u, v = divmod(t, k)
+        out = torch.addcmul(out, xp[..., u:u + H, v:v + W], weight[:, :, :, t])
+    return out.reshape(B, C, H, W)
+
+
+class SKA(nn.Module):
+    """Small-kernel aggregation as a module, so benchmarks can count its multiply-adds."""
+
+    def forward(self, x, weight):
+        return small_kernel_aggregation(x, weight)
+
+    @staticmethod
+    def flops(inputs, output) -> int:
+        # one multiply-add per tap per output element, as the official count (a depthwise 3x3 conv)
+        return 2 * output.numel() * inputs[1].shape[2]
+
+
+class LKP(nn.Module):
+    """Large-kernel perception: 1x1 reduce, large depthwise conv, 1x1, then a 1x1 to per-pixel kernels."""
+
+    def __init__(self, dim, lks=7, sks=3, groups=8):
+        super().__init__()
+        hidden = dim // 2
+        self.cv1 = ConvBN(dim, hidden)
+        self.act = nn.ReLU()
+        self.cv2 = ConvBN(hidden, hidden, lks, padding=(lks - 1) // 2, groups=hidden)
+        self.cv3 = ConvBN(hidden, hidden)
+        self.cv4 = nn.Conv2d(hidden, sks ** 2 * dim // groups, kernel_size=1)
+        self.norm = nn.GroupNorm(num_groups=dim // groups, num_channels=sks ** 2 * dim // groups)
+        self.sks = sks
+        self.weight_groups = dim // groups
+
+    def forward(self, x):
+        x = self.act(self.cv3(self.cv2(self.act(self.cv1(x)))))
+        w = self.norm(self.cv4(x))
+        B, _, H, W = w.shape
+        return w.view(B, self.weight_groups, self.sks ** 2, H, W)
+
+
+class LSConv(nn.Module):
+    """LS convolution (residual branch only; the block adds the shortcut).
+
+    ``bn`` normalizes the output of a kernel predicted from the input itself, so it has no static conv to
+    fold into; it stays a BatchNorm in the deploy form, as in the official deploy form."""
+    unfoldable_norms = ('bn',)
+
+    def __init__(self, dim):
+        super().__init__()
+        self.lkp = LKP(dim, lks=7, sks=3, groups=8)
+        self.ska = SKA()
+        self.bn = nn.BatchNorm2d(dim)
+
+    def forward(self, x):
+        return self.bn(self.ska(x, self.lkp(x)))
+
+
+class Attention(nn.Module):
+    """Multi-head attention on a feature map with a learned bias per head and per offset (|dy|, |dx|).
+
+    The bias table is learned for a ``resolution`` x ``resolution`` grid (4 x 4 at 224 px). A grid that
+    fits in it is indexed exactly; a larger grid resizes the table bicubically (as timm does for LeViT-style
+    biases), so any input size runs."""
+
+    def __init__(self, dim, key_dim, num_heads, attn_ratio, resolution):
+        super().__init__()
+        self.num_heads = num_heads
+        self.key_dim = key_dim
+        self.val_dim = int(attn_ratio * key_dim)
+        self.resolution = resolution
+        qk_dim = key_dim * num_heads
+        v_dim = self.val_dim * num_heads
+        self.split = (qk_dim, qk_dim, v_dim)
+        self.qkv = ConvBN(dim, v_dim + 2 * qk_dim)
+        self.dw = ConvBN(qk_dim, qk_dim, 3, 1, 1, groups=qk_dim)
+        self.proj = nn.Sequential(nn.ReLU(), ConvBN(v_dim, dim, bn_weight_init=0.0))
+        self.attention_biases = nn.Parameter(torch.zeros(num_heads, resolution * resolution))
+        self._bias_cache: Dict[tuple, torch.Tensor] = {}
+
+    def train(self, mode: bool = True):
+        self._bias_cache = {}
+        return super().train(mode)
+
+    def attention_bias(self, H: int, W: int) -> torch.Tensor:
+        """The (heads, H*W, H*W) bias for an H x W grid; cached in eval mode until the table changes."""
+        table = self.attention_biases
+        key = (H, W, table.device, table.dtype, table._version)
+        if not self.training and key in self._bias_cache:
+            return self._bias_cache[key]
+        r = self.resolution
+        grid = table.view(self.num_heads, r, r)
+        if H > r or W > r:
+            grid = F.interpolate(grid[None], size=(max(H, r), max(W, r)), mode='bicubic', align_corners=False)[0]
+        ys = torch.arange(H, device=table.device)
+        xs = torch.arange(W, device=table.device)
+        dy = (ys[:, None] - ys[None, :]).abs()[:, None, :, None].expand(H, W, H, W).reshape(H * W, H * W)
+        dx = (xs[:, None] - xs[None, :]).abs()[None, :, None, :].expand(H, W, H, W).reshape(H * W, H * W)
+        bias = grid[:, dy, dx]
+        if not self.training:
+            self._bias_cache = {key: bias.detach()}
+        return bias
+
+    def forward(self, x):
+        B, _, H, W = x.shape
+        q, k, v = self.qkv(x).split(self.split, dim=1)
+        q = self.dw(q)
+        # (B, heads, dim, N) as the official layout, then (B, heads, N, dim) for SDPA
+        q = q.reshape(B, self.num_heads, self.key_dim, H * W).transpose(-1, -2)
+        k = k.reshape(B, self.num_heads, self.key_dim, H * W).transpose(-1, -2)
+        v = v.reshape(B, self.num_heads, self.val_dim, H * W).transpose(-1, -2)
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=self.attention_bias(H, W).to(q.dtype))
+        x = x.transpose(-1, -2).reshape(B, -1, H, W)
+        return self.proj(x)
+
+
+class FFN(nn.Module):
+    def __init__(self, dim, hidden_dim):
+        super().__init__()
+        self.pw1 = ConvBN(dim, hidden_dim)
+        self.act = nn.ReLU()
+        self.pw2 = ConvBN(hidden_dim, dim, bn_weight_init=0.0)
+
+    def forward(self, x):
+        return self.pw2(self.act(self.pw1(x)))
+
+
+class LSNetBlock(nn.Module):
+    """Even blocks: RepVGG depthwise mixer + squeeze-excite. Odd blocks: LS convolution, or attention in the
+    last stage. Then a 2x FFN. Every mixer but RepVGGDW (whose shortcut is part of its merged kernel) and the
+    FFN are residual branches with stochastic depth."""
+
+    def __init__(self, dim, key_dim, num_heads, attn_ratio, resolution, stage_idx, block_idx, drop_path=0.0):
+        super().__init__()
+        if block_idx % 2 == 0:
+            self.mixer = RepVGGDW(dim)
+            self.se = SEModule(dim, rd_ratio=0.25)
+        else:
+            if stage_idx == 3:
+                self.mixer = Attention(dim, key_dim, num_heads, attn_ratio, resolution)
+            else:
+                self.mixer = LSConv(dim)
+            self.se = nn.Identity()
+        self.mixer_has_shortcut = isinstance(self.mixer, RepVGGDW)
+        self.ffn = FFN(dim, dim * 2)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x):
+        if self.mixer_has_shortcut:
+            x = self.mixer(x)
+        else:
+            x = x + self.drop_path(self.mixer(x))
+        x = self.se(x)
+        return x + self.drop_path(self.ffn(x))
+
+
+class LSNetStage(nn.Module):
+    def __init__(self, in_dim, dim, depth, key_dim, num_heads, attn_ratio, resolution, stage_idx,
+                 downsample=True, drop_path: Union[float, List[float]] = 0.0):
+        super().__init__()
+        if downsample:
+            self.downsample = nn.Sequential(
+                ConvBN(in_dim, in_dim, 3, 2, 1, groups=in_dim),
+                ConvBN(in_dim, dim, 1),
+            )
+        else:
+            self.downsample = nn.Identity()
+        dpr = drop_path if isinstance(drop_path, (list, tuple)) else [drop_path] * depth
+        self.blocks = nn.Sequential(*[
+            LSNetBlock(dim, key_dim, num_heads, attn_ratio, resolution, stage_idx, j, dpr[j])
+            for j in range(depth)
+        ])
+        self.grad_checkpointing = False
+
+    def forward(self, x):
+        x = self.downsample(x)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return checkpoint_seq(self.blocks, x)
+        return self.blocks(x)
+
+
+class LSNet(nn.Module):
+    def __init__(
+            self,
+            in_chans: int = 3,
+            num_classes: int = 1000,
+            global_pool: str = 'avg',
+            embed_dim: Tuple[int, ...] = (64, 128, 256, 384),
+            depth: Tuple[int, ...] = (0, 2, 8, 10),
+            key_dim: Tuple[int, ...] = (16, 16, 16, 16),
+            num_heads: Tuple[int, ...] = (3, 3, 3, 4),
+            img_size: int = 224,
+            drop_rate: float = 0.0,
+            drop_path_rate: float = 0.0,
+    ):
+        super().__init__()
+        self.in_chans = in_chans
+        self.num_classes = num_classes
+        self.drop_rate = drop_rate
+        self.num_features = self.head_hidden_size = embed_dim[-1]
+        e0 = embed_dim[0]
+        self.stem = nn.Sequential(
+            ConvBN(in_chans, e0 // 4, 3, 2, 1), nn.ReLU(),
+            ConvBN(e0 // 4, e0 // 2, 3, 2, 1), nn.ReLU(),
+            ConvBN(e0 // 2, e0, 3, 2, 1),
+        )
+        stem_stride = 8
+        # the attention bias table is sized for the grid the last stage sees at img_size
+        resolution = img_size // stem_stride
+        dpr = [x.tolist() for x in torch.linspace(0, drop_path_rate, sum(depth)).split(list(depth))]
+        stages = []
+        self.feature_info = []
+        in_dim = e0
+        for i, dim in enumerate(embed_dim):
+            if i > 0:
+                resolution = (resolution - 1) // 2 + 1
+            stages.append(LSNetStage(
+                in_dim, dim, depth[i], key_dim[i], num_heads[i], dim / (key_dim[i] * num_heads[i]),
+                resolution, stage_idx=i, downsample=i > 0, drop_path=dpr[i]))
+            self.feature_info.append(dict(num_chs=dim, reduction=stem_stride * 2 ** i, module=f'stages.{i}'))
+            in_dim = dim
+        self.stages = nn.Sequential(*stages)
+        self.global_pool, self.head = self._make_head(num_classes, global_pool)
+
+    def _make_head(self, num_classes: int, global_pool: str):
+        if global_pool:
+            pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
+        elif num_classes:
+            raise ValueError('LSNet has a BatchNorm1d + Linear head over pooled features: global_pool="" '
+                             'needs num_classes=0')
+        else:
+            pool = nn.Identity()
+        head = BNLinear(self.num_features, num_classes, drop=self.drop_rate) if num_classes > 0 else nn.Identity()
+        return pool, head
+
+    @torch.jit.ignore
+    def no_weight_decay(self):
+        return {k for k, _ in self.named_parameters() if 'attention_biases' in k}
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False):
+        return dict(
+            stem=r'^stem',
+            blocks=r'^stages\.(\d+)' if coarse else [
+                (r'^stages\.(\d+)\.downsample', (0,)),
+                (r'^stages\.(\d+)\.blocks\.(\d+)', None),
+            ],
+        )
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True):
+        for stage in self.stages:
+            stage.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None):
+        self.num_classes = num_classes
+        if global_pool is None:
+            global_pool = self.global_pool.pool_type if isinstance(self.global_pool, SelectAdaptivePool2d) else ''
+        self.global_pool, self.head = self._make_head(num_classes, global_pool)
+
+    def forward_intermediates(
+            self,
+            x: torch.Tensor,
+            indices: Optional[Union[int, List[int]]] = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = 'NCHW',
+            intermediates_only: bool = False,
+    ):
+        if output_fmt != 'NCHW':
+            raise ValueError(f'LSNet gives NCHW intermediates, not {output_fmt}')
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        check_input(x, self.in_chans, 'LSNet')
+        x = self.stem(x)
+        stages = self.stages if torch.jit.is_scripting() or not stop_early else self.stages[:max_index + 1]
+        intermediates = []
+        for i, stage in enumerate(stages):
+            x = stage(x)
+            if i in take_indices:
+                intermediates.append(x)
+        if intermediates_only:
+            return intermediates
+        return x, intermediates
+
+    def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True):
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        self.stages = self.stages[:max_index + 1]
+        if prune_head:
+            self.reset_classifier(0, '')
+        return take_indices
+
+    def forward_features(self, x):
+        check_input(x, self.in_chans, 'LSNet')
+        return self.stages(self.stem(x))
+
+    def forward_head(self, x, pre_logits: bool = False):
+        x = self.global_pool(x)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x):
+        return self.forward_head(self.forward_features(x))
+
+
+def _merge_distillation_head(state_dict: Dict[str, torch.Tensor], eps: float = 1e-5) -> Dict[str, torch.Tensor]:
+    """Distilled LSNets predict ``(head(x) + head_dist(x)) / 2`` at eval; both heads are BN + Linear, so that
+    mean is one Linear. It goes in ``head.l`` behind a BatchNorm set to the identity (var = 1 - eps)."""
+    weights, biases = [], []
+    for prefix in ('head.', 'head_dist.'):
+        gamma, beta = state_dict.pop(prefix + 'bn.weight'), state_dict.pop(prefix + 'bn.bias')
+        mean, var = state_dict.pop(prefix + 'bn.running_mean'), state_dict.pop(prefix + 'bn.running_var')
+        state_dict.pop(prefix + 'bn.num_batches_tracked', None)
+        scale = gamma / torch.sqrt(var + eps)
+        w, b = state_dict.pop(prefix + 'l.weight'), state_dict.pop(prefix + 'l.bias')
+        weights.append(w * scale[None, :])
+        biases.append(w @ (beta - mean * scale) + b)
+    dim = weights[0].shape[1]
+    state_dict.update({
+        'head.bn.weight': torch.ones(dim), 'head.bn.bias': torch.zeros(dim),
+        'head.bn.running_mean': torch.zeros(dim), 'head.bn.running_var': torch.full((dim,), 1.0 - eps),
+        'head.bn.num_batches_tracked': torch.tensor(0),
+        'head.l.weight': (weights[0] + weights[1]) / 2, 'head.l.bias': (biases[0] + biases[1]) / 2,
+    })
+    return state_dict
+
+
+def _official_key(key: str) -> Optional[str]:
+    """Map one key of the official layout (patch_embed / blocks1..4 / head) to the zoo's."""
+    if key.endswith('attention_bias_idxs'):
+        return None  # an index buffer the zoo derives from the grid size
+    key = re.sub(r'^patch_embed\.', 'stem.', key)
+    m = re.match(r'^blocks(\d)\.(\d+)\.(.*)$', key)
+    if m:
+        # blocks{i+1} of stage i > 0 starts with the two downsampling Conv–BNs
+        stage, idx, rest = int(m[1]) - 1, int(m[2]), m[3]
+        if stage > 0 and idx < 2:
+            key = f'stages.{stage}.downsample.{idx}.{rest}'
+        else:
+            key = f'stages.{stage}.blocks.{idx - 2 if stage > 0 else idx}.{rest}'
+    key = re.sub(r'\.m\.', '.', key)  # the official Residual wrapper
+    key = re.sub(r'\.c\.weight$', '.conv.weight', key)  # Conv2d_BN's conv
+    return re.sub(r'^head\.l\.', 'head.fc.', key)
+
+
+def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
+    """Official checkpoints (``{'model': ...}`` unwrapped by the loader, distilled ones included) and zoo
+    checkpoints both load; the result is checked against the model before anything is copied."""
+    if 'stem.0.conv.weight' not in state_dict:
+        state_dict = dict(state_dict)
+        if 'head_dist.l.weight' in state_dict:
+            state_dict = _merge_distillation_head(state_dict)
+        state_dict = {new: v for k, v in state_dict.items() if (new := _official_key(k)) is not None}
+    return check_pretrained(state_dict, model)
+
+
+def _cfg(url: str = '', **kwargs):
+    return {
+        'url': url,
+        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (4, 4),
+        'crop_pct': 0.9, 'interpolation': 'bicubic',
+        'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
+        'first_conv': 'stem.0.conv', 'classifier': 'head.fc',
+        'license': 'mit', 'paper_ids': 'arXiv:2503.23135', **kwargs,
+    }
+
+
+_RELEASE = 'https://huggingface.co/jameslahm/lsnet/resolve/main/'
+default_cfgs = generate_default_cfgs({
+    'lsnet_t.in1k': _cfg(url=_RELEASE + 'lsnet_t.pth', hf_hub_id='jameslahm/lsnet_t'),
+    'lsnet_t.in1k_distill': _cfg(url=_RELEASE + 'lsnet_t_distill.pth', hf_hub_id='jameslahm/lsnet_t_distill'),
+    'lsnet_s.in1k': _cfg(url=_RELEASE + 'lsnet_s.pth', hf_hub_id='jameslahm/lsnet_s'),
+    'lsnet_s.in1k_distill': _cfg(url=_RELEASE + 'lsnet_s_distill.pth', hf_hub_id='jameslahm/lsnet_s_distill'),
+    'lsnet_b.in1k': _cfg(url=_RELEASE + 'lsnet_b.pth', hf_hub_id='jameslahm/lsnet_b'),
+    'lsnet_b.in1k_distill': _cfg(url=_RELEASE + 'lsnet_b_distill.pth', hf_hub_id='jameslahm/lsnet_b_distill'),
+})
+
+
+def _create_lsnet(variant: str, pretrained: bool = False, **kwargs):
+    return build_zoo_model(LSNet, variant, pretrained, **kwargs)
+
+
+@register_zoo_model
+def lsnet_t(pretrained=False, **kwargs) -> LSNet:
+    """LSNet-T: 11.4M params, 0.3G MACs, 74.9 / 76.1 (distilled) ImageNet top-1."""
+    args = dict(embed_dim=(64, 128, 256, 384), depth=(0, 2, 8, 10), num_heads=(3, 3, 3, 4))
+    return _create_lsnet('lsnet_t', pretrained, **dict(args, **kwargs))
+
+
+@register_zoo_model
+def lsnet_s(pretrained=False, **kwargs) -> LSNet:
+    """LSNet-S: 16.1M params, 0.5G MACs, 77.8 / 79.0 (distilled) ImageNet top-1."""
+    args = dict(embed_dim=(96, 192, 320, 448), depth=(1, 2, 8, 10), num_heads=(3, 3, 3, 4))
+    return _create_lsnet('lsnet_s', pretrained, **dict(args, **kwargs))
+
+
+@register_zoo_model
+def lsnet_b(pretrained=False, **kwargs) -> LSNet:
+    """LSNet-B: 23.2M params, 1.3G MACs, 80.3 / 81.6 (distilled) ImageNet top-1."""
+    args = dict(embed_dim=(128, 256, 384, 512), depth=(4, 6, 8, 10), num_heads=(3, 3, 3, 4))
+    return _create_lsnet('lsnet_b', pretrained, **dict(args, **kwargs))

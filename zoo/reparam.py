@@ -1,0 +1,35 @@
+"""Deploy form: one walker over the fusion protocol.
+
+A module that can fold itself defines ``fuse()`` and returns the module that replaces it (a Conv–BN
+becomes a biased conv, a RepVGG block one kernel). The walker knows no family. ``timm.utils.reparameterize_model``
+walks the same protocol, so it gives the same deploy form.
+"""
+import copy
+
+import torch.nn as nn
+
+__all__ = ['reparameterize', 'foldable_modules']
+
+
+def _fuse_children(module: nn.Module) -> None:
+    for name, child in module.named_children():
+        if hasattr(child, 'fuse'):
+            child = child.fuse()
+            setattr(module, name, child)
+        _fuse_children(child)
+
+
+def reparameterize(model: nn.Module, inplace: bool = False) -> nn.Module:
+    """Return the deploy form of ``model`` (a copy unless ``inplace``), in eval mode: every Conv–BN and
+    BN–Linear folded, every multi-branch block merged. Outputs match the eval-mode train form."""
+    if not inplace:
+        model = copy.deepcopy(model)
+    if hasattr(model, 'fuse'):
+        raise TypeError('reparameterize walks a model; call .fuse() on a single unit')
+    _fuse_children(model)
+    return model.eval()
+
+
+def foldable_modules(model: nn.Module):
+    """Names of the modules that still hold a fold (empty for a deploy-form model)."""
+    return [name for name, m in model.named_modules() if hasattr(m, 'fuse')]
