@@ -60,7 +60,7 @@ def read_checkpoint(path: str, mmap: bool = False) -> Dict[str, torch.Tensor]:
         else:
             checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
-        if 'Weights only load failed' in str(e):
+        if 'allowed global' in str(e) or 'Unsupported global' in str(e):
             raise CheckpointError(
                 f'checkpoint {path} holds Python objects other than tensors, which are not loaded from '
                 f'untrusted files; re-save it as a plain state dict ({str(e).splitlines()[0]})') from e

@@ -1,0 +1,32 @@
+import pytest
+import torch
+
+import zoo
+
+# two test workers share two cores
+torch.set_num_threads(1)
+
+MODELS = zoo.list_models()
+
+
+def randomize_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every BatchNorm non-trivial statistics and affine parameters, and every attention bias table
+    non-zero values, so that a wrong fold or a wrong bias index changes the output."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                n = m.num_features
+                m.running_mean.copy_(torch.rand(n, generator=g) * 2 - 1)
+                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(n, generator=g) - 0.5)
+            for name, p in m.named_parameters(recurse=False):
+                if 'attention_biases' in name:
+                    p.copy_(torch.randn(p.shape, generator=g))
+    return model
+
+
+@pytest.fixture(params=MODELS)
+def model_name(request):
+    return request.param

@@ -1,0 +1,163 @@
+"""timm's model contract, for every registered zoo model."""
+import math
+
+import pytest
+import timm
+import torch
+from timm.models import group_parameters
+
+import zoo
+from conftest import randomize_norms
+
+SMALL = 128  # a multiple of every model's total stride, small enough for CPU tests
+
+
+def create(name, **kwargs):
+    return timm.create_model('zoo/' + name, **kwargs)
+
+
+def test_pretrained_cfg_has_every_field(model_name):
+    cfg = create(model_name).pretrained_cfg
+    for key in ('input_size', 'mean', 'std', 'crop_pct', 'interpolation', 'num_classes', 'classifier',
+                'first_conv', 'hf_hub_id'):
+        assert cfg.get(key) is not None, key
+    model = create(model_name)
+    assert isinstance(model.get_submodule(cfg['first_conv']), torch.nn.Conv2d)
+    assert isinstance(model.get_submodule(cfg['classifier']), torch.nn.Linear)
+    assert model.get_submodule(cfg['classifier']).out_features == cfg['num_classes']
+
+
+@pytest.mark.parametrize('out_indices', [(0, 1, 2, 3), (1, 3), (-1,)])
+def test_features_only_matches_feature_info(model_name, out_indices):
+    model = create(model_name, features_only=True, out_indices=out_indices).eval()
+    full = create(model_name)
+    expected = [full.feature_info[i] for i in out_indices]
+    assert model.feature_info.channels() == [f['num_chs'] for f in expected]
+    assert model.feature_info.reduction() == [f['reduction'] for f in expected]
+    feats = model(torch.randn(2, 3, SMALL, SMALL + 64))
+    assert len(feats) == len(out_indices)
+    for f, info in zip(feats, expected):
+        assert f.shape == (2, info['num_chs'], math.ceil(SMALL / info['reduction']),
+                           math.ceil((SMALL + 64) / info['reduction']))
+
+
+def test_forward_is_features_then_head(model_name):
+    model = randomize_norms(create(model_name)).eval()
+    x = torch.randn(2, 3, SMALL, SMALL)
+    with torch.no_grad():
+        feats = model.forward_features(x)
+        pre = model.forward_head(feats, pre_logits=True)
+        logits = model.forward_head(feats)
+        out = model(x)
+    assert feats.shape[:2] == (2, model.num_features)
+    assert pre.shape == (2, model.num_features)
+    assert torch.allclose(pre, feats.mean((2, 3)), atol=1e-5)
+    assert logits.shape == (2, 1000)
+    torch.testing.assert_close(out, logits)
+    torch.testing.assert_close(model.get_classifier()(pre), logits)
+
+
+def test_forward_intermediates_agree_with_features(model_name):
+    model = randomize_norms(create(model_name)).eval()
+    x = torch.randn(1, 3, SMALL, SMALL)
+    with torch.no_grad():
+        final, inter = model.forward_intermediates(x)
+        only = model.forward_intermediates(x, indices=[0, 2], intermediates_only=True)
+        last = model.forward_intermediates(x, indices=1, stop_early=True, intermediates_only=True)
+        feats = model.forward_features(x)
+    assert len(inter) == len(model.feature_info)
+    torch.testing.assert_close(final, feats)
+    torch.testing.assert_close(inter[-1], feats)
+    torch.testing.assert_close(only[0], inter[0])
+    torch.testing.assert_close(only[1], inter[2])
+    torch.testing.assert_close(last[0], inter[-1])
+    with pytest.raises(AssertionError, match='out of range'):
+        model.forward_intermediates(x, indices=[len(inter)])
+
+
+def test_reset_classifier_and_headless_creation(model_name):
+    model = create(model_name).eval()
+    x = torch.randn(2, 3, SMALL, SMALL)
+    model.reset_classifier(10)
+    assert model(x).shape == (2, 10) and model.num_classes == 10
+    model.reset_classifier(0)
+    assert model(x).shape == (2, model.num_features)
+    headless = create(model_name, num_classes=0).eval()
+    assert headless(x).shape == (2, headless.num_features)
+    unpooled = create(model_name, num_classes=0, global_pool='').eval()
+    assert unpooled(x).ndim == 4
+    assert create(model_name, global_pool='max').eval()(x).shape == (2, 1000)
+
+
+def test_grad_checkpointing_gives_same_outputs_and_grads(model_name):
+    torch.manual_seed(0)
+    model = create(model_name, num_classes=10)
+    x = torch.randn(2, 3, 64, 64)
+    grads = []
+    outs = []
+    for enable in (False, True):
+        model.zero_grad()
+        model.set_grad_checkpointing(enable)
+        out = model(x)
+        out.square().sum().backward()
+        outs.append(out.detach())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    torch.testing.assert_close(outs[0], outs[1])
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 0
+    for n in grads[0]:
+        torch.testing.assert_close(grads[0][n], grads[1][n], msg=n)
+
+
+def test_no_weight_decay_and_group_matcher_cover_parameters(model_name):
+    model = create(model_name)
+    names = {n for n, _ in model.named_parameters()}
+    assert model.no_weight_decay() <= names
+    for coarse in (False, True):
+        groups = group_parameters(model, model.group_matcher(coarse=coarse))
+        grouped = [n for g in groups.values() for n in g]
+        assert sorted(grouped) == sorted(names)
+        assert len(groups) >= 3
+
+
+def test_in_chans_other_than_three(model_name):
+    model = create(model_name, in_chans=1).eval()
+    assert model(torch.randn(1, 1, SMALL, SMALL)).shape == (1, 1000)
+    with pytest.raises(ValueError, match='built for 1 input channels, got 3'):
+        model(torch.randn(1, 3, SMALL, SMALL))
+    with pytest.raises(ValueError, match='4-D'):
+        model(torch.randn(3, SMALL, SMALL))
+
+
+def test_drop_path_is_stochastic_in_training_only(model_name):
+    torch.manual_seed(0)
+    plain = create(model_name, num_classes=10)
+    dropped = create(model_name, num_classes=10, drop_path_rate=0.5)
+    dropped.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    dropped.train()
+    torch.manual_seed(1)
+    a = dropped(x)
+    torch.manual_seed(2)
+    b = dropped(x)
+    assert not torch.allclose(a, b)
+    dropped.load_state_dict(plain.state_dict())  # training updated the BN statistics
+    plain.eval(), dropped.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(dropped(x), plain(x))
+
+
+@pytest.mark.parametrize('size', [(64, 64), (192, 320), (256, 128), (100, 150), (77, 33)])
+def test_input_sizes(model_name, size):
+    """Any multiple of the total stride works; other sizes either work with ceil-divided feature maps or
+    are refused with an error that names the multiple."""
+    model = create(model_name, features_only=True).eval()
+    stride = max(model.feature_info.reduction())
+    x = torch.randn(1, 3, *size)
+    try:
+        feats = model(x)
+    except ValueError as e:
+        assert size[0] % stride or size[1] % stride, f'{size} is a multiple of {stride} but was refused'
+        assert 'multiple' in str(e)
+        return
+    for f, r in zip(feats, model.feature_info.reduction()):
+        assert f.shape[-2:] == (math.ceil(size[0] / r), math.ceil(size[1] / r))

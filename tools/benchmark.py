@@ -1,0 +1,59 @@
+#!/usr/bin/env python
+"""Benchmark zoo models, train form vs deploy form, optionally against timm peers, on CPU.
+
+    python tools/benchmark.py lsnet_t lsnet_s --compare efficientvit_m5 --threads 2 --markdown out.md
+"""
+import argparse
+import sys
+
+import zoo
+from zoo.benchmark import benchmark, to_csv, to_markdown
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('models', nargs='*', default=['lsnet_*'],
+                   help='zoo model names or fnmatch patterns (default: lsnet_*)')
+    p.add_argument('--compare', nargs='*', default=[], help='timm model names measured in the same run')
+    p.add_argument('--forms', nargs='+', default=['train', 'deploy'], choices=['train', 'deploy'])
+    p.add_argument('--img-size', type=int, default=224)
+    p.add_argument('--batch-size', type=int, default=16, help='batch for the throughput figure')
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--warmup', type=int, default=3)
+    p.add_argument('--repeats', type=int, default=10)
+    p.add_argument('--csv', help='write the rows as CSV to this file')
+    p.add_argument('--markdown', help='write the table as Markdown to this file')
+    return p.parse_args(argv)
+
+
+def expand(patterns):
+    names = []
+    for pattern in patterns:
+        found = zoo.list_models(pattern)
+        if not found:
+            zoo.create_model(pattern)  # raises with the close matches
+        names += [n for n in found if n not in names]
+    return names
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    models = expand(args.models)
+    rows = benchmark(models, compare=args.compare, forms=args.forms, img_size=args.img_size,
+                     batch_size=args.batch_size, threads=args.threads, warmup=args.warmup,
+                     repeats=args.repeats, progress=lambda s: print(f'measuring {s} ...', file=sys.stderr))
+    table = to_markdown(rows)
+    print(f'CPU, {args.threads} threads, fp32, {args.img_size}px; latency: batch 1 median of {args.repeats}; '
+          f'speed-up: reference latency / latency (see the ratio column)\n')
+    print(table)
+    if args.markdown:
+        with open(args.markdown, 'w') as f:
+            f.write(table + '\n')
+    if args.csv:
+        with open(args.csv, 'w') as f:
+            f.write(to_csv(rows))
+    return rows
+
+
+if __name__ == '__main__':
+    main()
