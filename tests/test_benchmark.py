@@ -1,0 +1,47 @@
+"""The measuring tool counts what it claims and writes its tables."""
+import csv
+import io
+
+import torch
+import torch.nn as nn
+
+import zoo
+from zoo.benchmark import benchmark, count_flops, to_csv, to_markdown
+from zoo.models.lsnet import SKA
+
+
+def test_flops_are_two_per_multiply_add():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Flatten(), nn.Linear(8 * 16, 5))
+    x = torch.randn(1, 3, 4, 4)
+    assert count_flops(model, x) == 2 * (8 * 16 * 27) + 2 * (8 * 16 * 5)
+
+
+def test_small_kernel_aggregation_is_counted():
+    class Wrap(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ska = SKA()
+
+        def forward(self, x):
+            return self.ska(x, torch.ones(1, 2, 9, 5, 5))
+    assert count_flops(Wrap(), torch.randn(1, 8, 5, 5)) == 2 * 8 * 25 * 9
+
+
+def test_lsnet_t_flops_match_the_papers_count():
+    # the paper reports 0.3G multiply-adds for LSNet-T at 224 px
+    flops = count_flops(zoo.create_model('lsnet_t').eval(), torch.randn(1, 3, 224, 224))
+    assert 0.28e9 <= flops / 2 <= 0.33e9
+
+
+def test_benchmark_rows_and_tables():
+    rows = benchmark(['lsnet_t'], compare=['resnet10t'], img_size=64, batch_size=2, threads=1, warmup=1,
+                     repeats=2)
+    assert [(r.model, r.form) for r in rows] == [('lsnet_t', 'train'), ('lsnet_t', 'deploy'), ('resnet10t', 'timm')]
+    train, deploy, peer = rows
+    assert deploy.params < train.params and deploy.latency_ratio == train.latency_ms / deploy.latency_ms
+    assert peer.latency_ratio == peer.latency_ms / deploy.latency_ms
+    assert all(r.latency_ms > 0 and r.throughput > 0 and r.gflops > 0 for r in rows)
+    md = to_markdown(rows)
+    assert md.count('\n') == 4 and '| lsnet_t | deploy |' in md
+    parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
+    assert [r['form'] for r in parsed] == ['train', 'deploy', 'timm']

@@ -1,0 +1,139 @@
+"""Deploy form: every fold exact, for every model and for each fusable unit."""
+import itertools
+
+import pytest
+import timm
+import torch
+import torch.nn.functional as F
+from timm.utils import reparameterize_model
+
+import zoo
+from conftest import randomize_norms
+from zoo.layers import BNLinear, ConvBN, RepVGGDW
+from zoo.models.lsnet import Attention, small_kernel_aggregation
+from zoo.reparam import foldable_modules
+
+
+def _remaining_norms_are_unfoldable(model):
+    modules = dict(model.named_modules())
+    for name, m in modules.items():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            parent, _, child = name.rpartition('.')
+            assert child in getattr(modules[parent], 'unfoldable_norms', ()), f'{name} could have been folded'
+
+
+def test_deploy_form_matches_train_form(model_name):
+    model = randomize_norms(timm.create_model('zoo/' + model_name)).eval()
+    x = torch.randn(2, 3, 224, 224)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    deploy = zoo.reparameterize(model)
+    via_timm = reparameterize_model(model)
+    with torch.no_grad():
+        ref = model(x)
+        out = deploy(x)
+        out_timm = via_timm(x)
+    assert (out - ref).abs().max() <= 1e-4
+    assert (out_timm - ref).abs().max() <= 1e-4
+    assert not foldable_modules(deploy) and not foldable_modules(via_timm)
+    _remaining_norms_are_unfoldable(deploy)
+    _remaining_norms_are_unfoldable(via_timm)
+    assert sum(p.numel() for p in deploy.parameters()) < sum(p.numel() for p in model.parameters())
+    for k, v in model.state_dict().items():  # the train form is left as it was
+        assert torch.equal(v, before[k])
+
+
+def test_deploy_form_features_match(model_name):
+    model = randomize_norms(timm.create_model('zoo/' + model_name, features_only=True)).eval()
+    deploy = zoo.reparameterize(model)
+    x = torch.randn(1, 3, 160, 96)
+    with torch.no_grad():
+        for a, b in zip(model(x), deploy(x)):
+            # stage outputs reach |x| ~ 400 with random statistics: float rounding is relative
+            assert (a - b).abs().max() <= 1e-5 * a.abs().max()
+
+
+def test_conv_bn_fuse():
+    unit = randomize_norms(ConvBN(6, 12, 3, stride=2, padding=1, groups=3)).eval()
+    x = torch.randn(2, 6, 9, 11)
+    bn = unit.bn
+    ref = (F.conv2d(x, unit.conv.weight, None, 2, 1, 1, 3) - bn.running_mean[:, None, None]) \
+        / torch.sqrt(bn.running_var[:, None, None] + bn.eps) * bn.weight[:, None, None] + bn.bias[:, None, None]
+    with torch.no_grad():
+        torch.testing.assert_close(unit.fuse()(x), ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('bias', [True, False])
+def test_bn_linear_fuse(bias):
+    unit = randomize_norms(BNLinear(16, 5, bias=bias)).eval()
+    x = torch.randn(4, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(unit.fuse()(x), unit(x), atol=1e-5, rtol=1e-5)
+
+
+def test_repvgg_dw_fuse_is_one_kernel():
+    unit = randomize_norms(RepVGGDW(8)).eval()
+    x = torch.randn(2, 8, 10, 7)
+    fused = unit.fuse()
+    assert isinstance(fused, torch.nn.Conv2d) and fused.kernel_size == (3, 3) and fused.groups == 8
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), unit(x), atol=1e-5, rtol=1e-5)
+
+
+def _ska_reference(x, w):
+    """out[b,c,i,j] = sum over the 3x3 window of x[b,c] times the kernel of weight channel c % G."""
+    B, C, H, W = x.shape
+    G = w.shape[1]
+    cols = F.unfold(x, 3, padding=1).view(B, C, 9, H, W)
+    return (cols * w[:, torch.arange(C) % G]).sum(2)
+
+
+def test_small_kernel_aggregation_matches_reference_and_grads():
+    x = torch.randn(2, 16, 7, 9, requires_grad=True)
+    w = torch.randn(2, 2, 9, 7, 9, requires_grad=True)
+    out = small_kernel_aggregation(x, w)
+    ref = _ska_reference(x, w)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(out)
+    gx, gw = torch.autograd.grad(out, (x, w), g)
+    rx, rw = torch.autograd.grad(ref, (x, w), g)
+    torch.testing.assert_close(gx, rx, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(gw, rw, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match='divisible'):
+        small_kernel_aggregation(torch.randn(1, 15, 4, 4), torch.randn(1, 2, 9, 4, 4))
+
+
+def _official_bias_index(res):
+    """The official (LeViT) construction: offsets numbered in first-seen order over all point pairs."""
+    points = list(itertools.product(range(res), range(res)))
+    offsets, idxs = {}, []
+    for p1 in points:
+        for p2 in points:
+            off = (abs(p1[0] - p2[0]), abs(p1[1] - p2[1]))
+            idxs.append(offsets.setdefault(off, len(offsets)))
+    return torch.tensor(idxs).view(len(points), len(points))
+
+
+@pytest.mark.parametrize('grid', [(4, 4), (3, 2), (7, 5)])
+def test_attention_sdpa_matches_softmax_reference(grid):
+    torch.manual_seed(0)
+    attn = randomize_norms(Attention(dim=32, key_dim=8, num_heads=2, attn_ratio=2, resolution=4)).eval()
+    H, W = grid
+    x = torch.randn(2, 32, H, W)
+    bias = attn.attention_bias(H, W)
+    if H <= 4 and W <= 4 and (H, W) == (4, 4):
+        torch.testing.assert_close(bias, attn.attention_biases[:, _official_bias_index(4)])
+    with torch.no_grad():
+        q, k, v = attn.qkv(x).split(attn.split, dim=1)
+        q = attn.dw(q)
+        q, k, v = (t.reshape(2, 2, -1, H * W) for t in (q, k, v))
+        a = (q.transpose(-2, -1) @ k) * attn.key_dim ** -0.5 + bias
+        ref = attn.proj((v @ a.softmax(-1).transpose(-2, -1)).reshape(2, -1, H, W))
+        torch.testing.assert_close(attn(x), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_attention_bias_cache_follows_weight_changes():
+    attn = Attention(dim=16, key_dim=4, num_heads=2, attn_ratio=2, resolution=4).eval()
+    first = attn.attention_bias(4, 4).clone()
+    with torch.no_grad():
+        attn.attention_biases.add_(1.0)
+    torch.testing.assert_close(attn.attention_bias(4, 4), first + 1.0)
