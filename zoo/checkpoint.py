@@ -64,7 +64,10 @@ def read_checkpoint(path: str, mmap: bool = False) -> Dict[str, torch.Tensor]:
             raise CheckpointError(
                 f'checkpoint {path} holds Python objects other than tensors, which are not loaded from '
                 f'untrusted files; re-save it as a plain state dict ({str(e).splitlines()[0]})') from e
-        raise CheckpointError(f'checkpoint {path} is corrupt or not a PyTorch checkpoint: {e}') from e
+        # torch's text advises weights_only=False, which is wrong advice for a file that is not a checkpoint
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        reason = next((b for a, b in zip(lines, lines[1:]) if a.endswith('WeightsUnpickler error:')), lines[0])
+        raise CheckpointError(f'checkpoint {path} is corrupt or not a PyTorch checkpoint ({reason})') from e
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
         raise CheckpointError(f'checkpoint {path} is corrupt or truncated: {e}') from e
     except Exception as e:  # safetensors raises its own SafetensorError
