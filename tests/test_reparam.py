@@ -120,7 +120,7 @@ def test_attention_sdpa_matches_softmax_reference(grid):
     H, W = grid
     x = torch.randn(2, 32, H, W)
     bias = attn.attention_bias(H, W)
-    if H <= 4 and W <= 4 and (H, W) == (4, 4):
+    if (H, W) == (4, 4):  # the trained grid: the official index applies
         torch.testing.assert_close(bias, attn.attention_biases[:, _official_bias_index(4)])
     with torch.no_grad():
         q, k, v = attn.qkv(x).split(attn.split, dim=1)
