@@ -1,4 +1,9 @@
 from .checks import check_input
-from .conv_bn import BNLinear, ConvBN, RepVGGDW, fold_bn
+from .conv_bn import BNLinear, ConvBN, NormConv, NormLinear, RepVGGDW
+from .fold import fold_affine_into_next, fold_bn, fold_scale_into_prev, norm_affine
+from .norm import LayerNorm2d
 
-__all__ = ['BNLinear', 'ConvBN', 'RepVGGDW', 'check_input', 'fold_bn']
+__all__ = [
+    'BNLinear', 'ConvBN', 'LayerNorm2d', 'NormConv', 'NormLinear', 'RepVGGDW', 'check_input',
+    'fold_affine_into_next', 'fold_bn', 'fold_scale_into_prev', 'norm_affine',
+]

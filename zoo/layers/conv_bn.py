@@ -1,31 +1,25 @@
-"""Conv–BN, BN–Linear and RepVGG-style depthwise units that fold into their deploy form.
+"""Conv–BN, norm–conv, norm–Linear and RepVGG-style depthwise units that fold into their deploy form.
 
 Each unit has one method, ``fuse()``, that returns the module replacing it at deploy time. This is the
 protocol that both ``zoo.reparameterize`` and ``timm.utils.reparameterize_model`` walk.
 """
-from typing import Tuple
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
-__all__ = ['ConvBN', 'BNLinear', 'RepVGGDW', 'fold_bn']
+from .fold import fold_affine_into_next, fold_bn, norm_affine
 
-
-def fold_bn(bn: nn.modules.batchnorm._BatchNorm) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Return (scale, shift) such that ``bn(x) == x * scale + shift`` in eval mode."""
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    return scale, bn.bias - bn.running_mean * scale
+__all__ = ['ConvBN', 'BNLinear', 'NormConv', 'NormLinear', 'RepVGGDW']
 
 
 class ConvBN(nn.Sequential):
-    """Bias-free Conv2d followed by BatchNorm2d; ``fuse()`` returns one biased Conv2d."""
+    """Conv2d (bias-free unless asked) followed by BatchNorm2d; ``fuse()`` returns one biased Conv2d."""
 
     def __init__(self, in_chs, out_chs, kernel_size=1, stride=1, padding=0, dilation=1, groups=1,
-                 bn_weight_init=1.0):
+                 bn_weight_init=1.0, bias=False):
         super().__init__()
-        self.conv = nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding, dilation, groups, bias=False)
+        self.conv = nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding, dilation, groups, bias=bias)
         self.bn = nn.BatchNorm2d(out_chs)
         nn.init.constant_(self.bn.weight, bn_weight_init)
         nn.init.zeros_(self.bn.bias)
@@ -38,8 +32,45 @@ class ConvBN(nn.Sequential):
             conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
             conv.dilation, conv.groups, bias=True, device=conv.weight.device, dtype=conv.weight.dtype)
         fused.weight.copy_(conv.weight * scale[:, None, None, None])
-        fused.bias.copy_(shift)
+        fused.bias.copy_(shift if conv.bias is None else conv.bias * scale + shift)
         return fused
+
+
+class NormConv(nn.Sequential):
+    """A channel norm (BatchNorm2d or LayerNorm2d) followed by an unpadded Conv2d, as in the pre-norm
+    downsampling layers of ConvNeXt and InceptionNeXt. ``fuse()`` moves the norm's affine map into the conv:
+    a BatchNorm disappears, a LayerNorm keeps only its standardization."""
+
+    def __init__(self, norm: nn.Module, conv: nn.Conv2d):
+        super().__init__(norm, conv)
+
+    @torch.no_grad()
+    def fuse(self) -> nn.Module:
+        scale, shift, rest = norm_affine(self[0])
+        conv = fold_affine_into_next(self[1], scale, shift)
+        return conv if rest is None else nn.Sequential(rest, conv)
+
+
+class NormLinear(nn.Module):
+    """A norm over features (LayerNorm or BatchNorm1d), dropout, then a Linear: a classifier head.
+    ``fuse()`` moves the norm's affine map into the Linear."""
+
+    def __init__(self, norm: nn.Module, in_features: int, out_features: int, drop: float = 0.0):
+        super().__init__()
+        self.norm = norm
+        self.drop = nn.Dropout(drop)
+        self.fc = nn.Linear(in_features, out_features) if out_features > 0 else nn.Identity()
+
+    def forward(self, x):
+        return self.fc(self.drop(self.norm(x)))
+
+    @torch.no_grad()
+    def fuse(self) -> nn.Module:
+        scale, shift, rest = norm_affine(self.norm)
+        if isinstance(self.fc, nn.Identity):  # headless: the norm's output is the model's output
+            return self.norm
+        fc = fold_affine_into_next(self.fc, scale, shift)
+        return fc if rest is None else nn.Sequential(rest, fc)
 
 
 class BNLinear(nn.Sequential):

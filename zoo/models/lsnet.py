@@ -20,13 +20,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import DropPath, SEModule, SelectAdaptivePool2d
-from timm.models import checkpoint_seq, generate_default_cfgs
-from timm.models._features import feature_take_indices
+from timm.layers import DropPath, SEModule
+from timm.models import generate_default_cfgs
 
 from ..checkpoint import check_pretrained
-from ..layers import BNLinear, ConvBN, RepVGGDW, check_input
+from ..layers import BNLinear, ConvBN, RepVGGDW
 from ..registry import register_zoo_model
+from ._base import Stage, StagedBackbone
 from ._builder import build_zoo_model
 
 __all__ = ['LSNet', 'LSConv', 'small_kernel_aggregation']
@@ -204,32 +204,20 @@ class LSNetBlock(nn.Module):
         return x + self.drop_path(self.ffn(x))
 
 
-class LSNetStage(nn.Module):
-    def __init__(self, in_dim, dim, depth, key_dim, num_heads, attn_ratio, resolution, stage_idx,
-                 downsample=True, drop_path: Union[float, List[float]] = 0.0):
-        super().__init__()
-        if downsample:
-            self.downsample = nn.Sequential(
-                ConvBN(in_dim, in_dim, 3, 2, 1, groups=in_dim),
-                ConvBN(in_dim, dim, 1),
-            )
-        else:
-            self.downsample = nn.Identity()
-        dpr = drop_path if isinstance(drop_path, (list, tuple)) else [drop_path] * depth
-        self.blocks = nn.Sequential(*[
-            LSNetBlock(dim, key_dim, num_heads, attn_ratio, resolution, stage_idx, j, dpr[j])
-            for j in range(depth)
-        ])
-        self.grad_checkpointing = False
-
-    def forward(self, x):
-        x = self.downsample(x)
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            return checkpoint_seq(self.blocks, x)
-        return self.blocks(x)
+def _lsnet_stage(in_dim, dim, depth, key_dim, num_heads, attn_ratio, resolution, stage_idx,
+                 downsample=True, drop_path: Union[float, List[float]] = 0.0) -> Stage:
+    downsample = nn.Sequential(
+        ConvBN(in_dim, in_dim, 3, 2, 1, groups=in_dim),
+        ConvBN(in_dim, dim, 1),
+    ) if downsample else None
+    dpr = drop_path if isinstance(drop_path, (list, tuple)) else [drop_path] * depth
+    return Stage(downsample, [
+        LSNetBlock(dim, key_dim, num_heads, attn_ratio, resolution, stage_idx, j, dpr[j]) for j in range(depth)])
 
 
-class LSNet(nn.Module):
+class LSNet(StagedBackbone):
+    arch = 'LSNet'
+
     def __init__(
             self,
             in_chans: int = 3,
@@ -245,7 +233,6 @@ class LSNet(nn.Module):
     ):
         super().__init__()
         self.in_chans = in_chans
-        self.num_classes = num_classes
         self.drop_rate = drop_rate
         self.num_features = self.head_hidden_size = embed_dim[-1]
         e0 = embed_dim[0]
@@ -264,96 +251,28 @@ class LSNet(nn.Module):
         for i, dim in enumerate(embed_dim):
             if i > 0:
                 resolution = (resolution - 1) // 2 + 1
-            stages.append(LSNetStage(
+            stages.append(_lsnet_stage(
                 in_dim, dim, depth[i], key_dim[i], num_heads[i], dim / (key_dim[i] * num_heads[i]),
                 resolution, stage_idx=i, downsample=i > 0, drop_path=dpr[i]))
             self.feature_info.append(dict(num_chs=dim, reduction=stem_stride * 2 ** i, module=f'stages.{i}'))
             in_dim = dim
         self.stages = nn.Sequential(*stages)
-        self.global_pool, self.head = self._make_head(num_classes, global_pool)
+        self.reset_classifier(num_classes, global_pool)
 
-    def _make_head(self, num_classes: int, global_pool: str):
-        if global_pool:
-            pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
-        elif num_classes:
-            raise ValueError('LSNet has a BatchNorm1d + Linear head over pooled features: global_pool="" '
-                             'needs num_classes=0')
-        else:
-            pool = nn.Identity()
-        head = BNLinear(self.num_features, num_classes, drop=self.drop_rate) if num_classes > 0 else nn.Identity()
-        return pool, head
+    def _make_head(self, num_classes: int, global_pool: str) -> nn.Module:
+        return BNLinear(self.num_features, num_classes, drop=self.drop_rate) if num_classes else nn.Identity()
 
     @torch.jit.ignore
     def no_weight_decay(self):
         return {k for k, _ in self.named_parameters() if 'attention_biases' in k}
 
     @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False):
-        return dict(
-            stem=r'^stem',
-            blocks=r'^stages\.(\d+)' if coarse else [
-                (r'^stages\.(\d+)\.downsample', (0,)),
-                (r'^stages\.(\d+)\.blocks\.(\d+)', None),
-            ],
-        )
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True):
-        for stage in self.stages:
-            stage.grad_checkpointing = enable
-
-    @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
         return self.head
-
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None):
-        self.num_classes = num_classes
-        if global_pool is None:
-            global_pool = self.global_pool.pool_type if isinstance(self.global_pool, SelectAdaptivePool2d) else ''
-        self.global_pool, self.head = self._make_head(num_classes, global_pool)
-
-    def forward_intermediates(
-            self,
-            x: torch.Tensor,
-            indices: Optional[Union[int, List[int]]] = None,
-            norm: bool = False,
-            stop_early: bool = False,
-            output_fmt: str = 'NCHW',
-            intermediates_only: bool = False,
-    ):
-        if output_fmt != 'NCHW':
-            raise ValueError(f'LSNet gives NCHW intermediates, not {output_fmt}')
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        check_input(x, self.in_chans, 'LSNet')
-        x = self.stem(x)
-        stages = self.stages if torch.jit.is_scripting() or not stop_early else self.stages[:max_index + 1]
-        intermediates = []
-        for i, stage in enumerate(stages):
-            x = stage(x)
-            if i in take_indices:
-                intermediates.append(x)
-        if intermediates_only:
-            return intermediates
-        return x, intermediates
-
-    def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
-                                  prune_head: bool = True):
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        self.stages = self.stages[:max_index + 1]
-        if prune_head:
-            self.reset_classifier(0, '')
-        return take_indices
-
-    def forward_features(self, x):
-        check_input(x, self.in_chans, 'LSNet')
-        return self.stages(self.stem(x))
 
     def forward_head(self, x, pre_logits: bool = False):
         x = self.global_pool(x)
         return x if pre_logits else self.head(x)
-
-    def forward(self, x):
-        return self.forward_head(self.forward_features(x))
 
 
 def _merge_distillation_head(state_dict: Dict[str, torch.Tensor], eps: float = 1e-5) -> Dict[str, torch.Tensor]:

@@ -1,0 +1,77 @@
+"""Exact folds of an affine map into the linear layer next to it.
+
+A norm in eval mode is ``x_hat * scale + shift`` per channel, where ``x_hat`` is the input itself for a
+BatchNorm (running statistics are constants) and the standardized input for a LayerNorm (its statistics
+depend on the input, so only the affine part folds). A per-channel affine before a Linear, or before a Conv2d
+without padding, moves into that layer's weight and bias; a per-channel scale after a layer moves into its
+output rows. Padding would break the second fold: padded zeros would not be shifted.
+"""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn as nn
+
+__all__ = ['fold_bn', 'norm_affine', 'fold_affine_into_next', 'fold_scale_into_prev']
+
+
+def fold_bn(bn: nn.modules.batchnorm._BatchNorm) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Return (scale, shift) such that ``bn(x) == x * scale + shift`` in eval mode."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return scale, bn.bias - bn.running_mean * scale
+
+
+def norm_affine(norm: nn.Module) -> Tuple[torch.Tensor, torch.Tensor, Optional[nn.Module]]:
+    """Split an eval-mode norm into (scale, shift, rest): ``norm(x) == rest(x) * scale + shift``.
+
+    ``rest`` is None for a BatchNorm (nothing is left) and the same LayerNorm without affine parameters for a
+    LayerNorm (the standardization stays)."""
+    if isinstance(norm, nn.modules.batchnorm._BatchNorm):
+        return (*fold_bn(norm), None)
+    if isinstance(norm, nn.LayerNorm):
+        if len(norm.normalized_shape) != 1:
+            raise ValueError(f'only a LayerNorm over one (channel) axis folds, got {norm.normalized_shape}')
+        n = norm.normalized_shape[0]
+        rest = type(norm)(n, eps=norm.eps, elementwise_affine=False)
+        if not norm.elementwise_affine:
+            return torch.ones(n), torch.zeros(n), rest
+        shift = norm.bias if norm.bias is not None else torch.zeros_like(norm.weight)
+        return norm.weight, shift, rest
+    raise TypeError(f'no affine fold for {type(norm).__name__}')
+
+
+@torch.no_grad()
+def fold_affine_into_next(layer: nn.Module, scale: torch.Tensor, shift: torch.Tensor) -> nn.Module:
+    """A copy of ``layer`` (Linear, or Conv2d without padding) that computes ``layer(x * scale + shift)``
+    for a per-input-channel ``scale`` and ``shift``."""
+    if isinstance(layer, nn.Conv2d):
+        if any(p != 0 for p in layer.padding) or layer.padding_mode != 'zeros' or layer.groups != 1:
+            raise ValueError('an affine map folds only into a dense Conv2d without padding')
+        view = (1, -1, 1, 1)
+        bias_from_shift = (layer.weight * shift.view(view)).sum((1, 2, 3))
+    elif isinstance(layer, nn.Linear):
+        view = (1, -1)
+        bias_from_shift = layer.weight @ shift
+    else:
+        raise TypeError(f'no affine fold into {type(layer).__name__}')
+    fused = _with_bias(layer)
+    fused.weight.copy_(layer.weight * scale.view(view))
+    fused.bias.copy_(bias_from_shift + (layer.bias if layer.bias is not None else 0.0))
+    return fused
+
+
+@torch.no_grad()
+def fold_scale_into_prev(layer: nn.Module, scale: torch.Tensor) -> nn.Module:
+    """A copy of ``layer`` (Linear or Conv2d) whose output is multiplied per channel by ``scale``."""
+    fused = _with_bias(layer)
+    view = (-1,) + (1,) * (layer.weight.ndim - 1)
+    fused.weight.copy_(layer.weight * scale.view(view))
+    fused.bias.copy_((layer.bias if layer.bias is not None else 0.0) * scale)
+    return fused
+
+
+def _with_bias(layer: nn.Module) -> nn.Module:
+    kw = dict(device=layer.weight.device, dtype=layer.weight.dtype)
+    if isinstance(layer, nn.Linear):
+        return nn.Linear(layer.in_features, layer.out_features, bias=True, **kw)
+    return nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
+                     layer.dilation, layer.groups, bias=True, padding_mode=layer.padding_mode, **kw)

@@ -1,0 +1,20 @@
+"""LayerNorm over the channels of a (B, C, H, W) tensor.
+
+Computed as ``F.layer_norm`` over the last axis of the NHWC view. When the tensor is stored channels-last
+that view is contiguous, so the norm reads and writes memory once and no copy is made: measured on CPU
+(2 threads, (16, 96, 56, 56)) 2.0 ms, against 4.4 ms for the same call on an NCHW-stored tensor and 7.3 ms
+for mean/variance written out over dim 1 (docs/benchmarks.md). The result is the same to float rounding.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ['LayerNorm2d']
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """``nn.LayerNorm`` over dim 1 of an NCHW tensor (parameter names as timm's ``LayerNorm2d``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)

@@ -1,0 +1,122 @@
+"""What every hierarchical zoo backbone shares: a stem, stages of (downsample, blocks), a head.
+
+A family subclasses :class:`StagedBackbone`, builds ``stem``, ``stages`` (of :class:`Stage`) and
+``feature_info``, calls ``reset_classifier`` to build its head, and implements ``forward_head``,
+``get_classifier`` and ``_make_head(num_classes, global_pool)``. The rest of timm's model contract (features, intermediates, pruning, grad
+checkpointing, parameter groups) lives here once.
+"""
+from typing import Iterable, List, Optional, Union
+
+import torch
+import torch.nn as nn
+from timm.layers import SelectAdaptivePool2d
+from timm.models import checkpoint_seq
+from timm.models._features import feature_take_indices
+
+from ..layers import check_input
+
+__all__ = ['Stage', 'StagedBackbone']
+
+
+class Stage(nn.Module):
+    """An optional downsampling layer, then a sequence of blocks (checkpointed when asked)."""
+
+    def __init__(self, downsample: Optional[nn.Module], blocks: Iterable[nn.Module]):
+        super().__init__()
+        self.downsample = downsample if downsample is not None else nn.Identity()
+        self.blocks = nn.Sequential(*blocks)
+        self.grad_checkpointing = False
+
+    def forward(self, x):
+        x = self.downsample(x)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return checkpoint_seq(self.blocks, x)
+        return self.blocks(x)
+
+
+class StagedBackbone(nn.Module):
+    """Base of the zoo's hierarchical backbones.
+
+    ``channels_last``: run the network on channels-last tensors (NCHW shape, NHWC storage). Conv families
+    set it because their 1x1 convolutions, depthwise convolutions and channel norms are faster that way on
+    CPU (docs/benchmarks.md); outputs keep the NCHW shape either way.
+    """
+    arch = 'model'
+    channels_last = False
+
+    def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x, self.in_chans, self.arch)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None):
+        """A new classifier for ``num_classes`` (0: none). ``global_pool=''`` keeps the feature map unpooled,
+        which a head over pooled features cannot classify, so it needs ``num_classes=0``."""
+        if global_pool is None:
+            pool = getattr(self, 'global_pool', None)
+            global_pool = pool.pool_type if isinstance(pool, SelectAdaptivePool2d) else ''
+        if global_pool:
+            self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
+        elif num_classes:
+            raise ValueError(f'{self.arch} classifies pooled features: global_pool="" needs num_classes=0')
+        else:
+            self.global_pool = nn.Identity()
+        self.num_classes = num_classes
+        self.head = self._make_head(num_classes, global_pool)
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False):
+        return dict(
+            stem=r'^stem',
+            blocks=r'^stages\.(\d+)' if coarse else [
+                (r'^stages\.(\d+)\.downsample', (0,)),
+                (r'^stages\.(\d+)\.blocks\.(\d+)', None),
+            ],
+        )
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True):
+        for stage in self.stages:
+            stage.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def no_weight_decay(self):
+        return set()
+
+    def forward_intermediates(
+            self,
+            x: torch.Tensor,
+            indices: Optional[Union[int, List[int]]] = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = 'NCHW',
+            intermediates_only: bool = False,
+    ):
+        if output_fmt != 'NCHW':
+            raise ValueError(f'{self.arch} gives NCHW intermediates, not {output_fmt}')
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        x = self.stem(self.prepare_input(x))
+        stages = self.stages if torch.jit.is_scripting() or not stop_early else self.stages[:max_index + 1]
+        intermediates = []
+        for i, stage in enumerate(stages):
+            x = stage(x)
+            if i in take_indices:
+                intermediates.append(x)
+        if intermediates_only:
+            return intermediates
+        return x, intermediates
+
+    def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True):
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        self.stages = self.stages[:max_index + 1]
+        if prune_head:
+            self.reset_classifier(0, '')
+        return take_indices
+
+    def forward_features(self, x):
+        return self.stages(self.stem(self.prepare_input(x)))
+
+    def forward(self, x):
+        return self.forward_head(self.forward_features(x))
