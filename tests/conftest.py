@@ -10,7 +10,8 @@ MODELS = zoo.list_models()
 
 
 def randomize_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Give every BatchNorm non-trivial statistics and affine parameters, and every attention bias table
+    """Give every BatchNorm non-trivial statistics and affine parameters, every LayerNorm a non-trivial affine
+    map, every layer scale (``gamma``) values near 1 instead of its 1e-6 init, and every attention bias table
     non-zero values, so that a wrong fold or a wrong bias index changes the output."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -21,9 +22,14 @@ def randomize_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
                 m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
                 m.weight.copy_(torch.rand(n, generator=g) + 0.5)
                 m.bias.copy_(torch.rand(n, generator=g) - 0.5)
+            elif isinstance(m, torch.nn.LayerNorm) and m.elementwise_affine:
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(m.bias.shape, generator=g) - 0.5)
             for name, p in m.named_parameters(recurse=False):
                 if 'attention_biases' in name:
                     p.copy_(torch.randn(p.shape, generator=g))
+                elif name == 'gamma':
+                    p.copy_(torch.rand(p.shape, generator=g) * 0.5 + 0.5)
     return model
 
 

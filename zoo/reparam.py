@@ -1,11 +1,14 @@
 """Deploy form: one walker over the fusion protocol.
 
 A module that can fold itself defines ``fuse()`` and returns the module that replaces it (a Conv–BN
-becomes a biased conv, a RepVGG block one kernel). The walker knows no family. ``timm.utils.reparameterize_model``
+becomes a biased conv, a RepVGG block one kernel). A block whose deploy form is the same class with
+folded parameters returns that copy with ``fused = True``; fusing it again returns it unchanged. The walker
+knows no family. ``timm.utils.reparameterize_model``
 walks the same protocol, so it gives the same deploy form.
 """
 import copy
 
+import torch
 import torch.nn as nn
 
 __all__ = ['reparameterize', 'foldable_modules']
@@ -13,10 +16,14 @@ __all__ = ['reparameterize', 'foldable_modules']
 
 def _fuse_children(module: nn.Module) -> None:
     for name, child in module.named_children():
-        if hasattr(child, 'fuse'):
+        if _can_fuse(child):
             child = child.fuse()
             setattr(module, name, child)
         _fuse_children(child)
+
+
+def _can_fuse(module: nn.Module) -> bool:
+    return hasattr(module, 'fuse') and not getattr(module, 'fused', False)
 
 
 def reparameterize(model: nn.Module, inplace: bool = False) -> nn.Module:
@@ -27,9 +34,13 @@ def reparameterize(model: nn.Module, inplace: bool = False) -> nn.Module:
     if hasattr(model, 'fuse'):
         raise TypeError('reparameterize walks a model; call .fuse() on a single unit')
     _fuse_children(model)
+    if getattr(model, 'channels_last', False):
+        # folds build new convs in the default layout; a channels-last model would re-layout their weights
+        # on every call
+        model.to(memory_format=torch.channels_last)
     return model.eval()
 
 
 def foldable_modules(model: nn.Module):
     """Names of the modules that still hold a fold (empty for a deploy-form model)."""
-    return [name for name, m in model.named_modules() if hasattr(m, 'fuse')]
+    return [name for name, m in model.named_modules() if _can_fuse(m)]

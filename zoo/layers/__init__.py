@@ -2,8 +2,9 @@ from .checks import check_input
 from .conv_bn import BNLinear, ConvBN, NormConv, NormLinear, RepVGGDW
 from .fold import fold_affine_into_next, fold_bn, fold_scale_into_prev, norm_affine
 from .norm import LayerNorm2d
+from .onednn import FusedLinear, FusedMlp, onednn_available
 
 __all__ = [
-    'BNLinear', 'ConvBN', 'LayerNorm2d', 'NormConv', 'NormLinear', 'RepVGGDW', 'check_input',
-    'fold_affine_into_next', 'fold_bn', 'fold_scale_into_prev', 'norm_affine',
+    'BNLinear', 'ConvBN', 'FusedLinear', 'FusedMlp', 'LayerNorm2d', 'NormConv', 'NormLinear', 'RepVGGDW', 'check_input',
+    'fold_affine_into_next', 'fold_bn', 'fold_scale_into_prev', 'norm_affine', 'onednn_available',
 ]

@@ -52,8 +52,8 @@ class NormConv(nn.Sequential):
 
 
 class NormLinear(nn.Module):
-    """A norm over features (LayerNorm or BatchNorm1d), dropout, then a Linear: a classifier head.
-    ``fuse()`` moves the norm's affine map into the Linear."""
+    """A classifier head over pooled features: norm (LayerNorm or BatchNorm1d), dropout, Linear.
+    ``pre_logits`` returns the normed features; with ``out_features=0`` they are the output."""
 
     def __init__(self, norm: nn.Module, in_features: int, out_features: int, drop: float = 0.0):
         super().__init__()
@@ -61,16 +61,9 @@ class NormLinear(nn.Module):
         self.drop = nn.Dropout(drop)
         self.fc = nn.Linear(in_features, out_features) if out_features > 0 else nn.Identity()
 
-    def forward(self, x):
-        return self.fc(self.drop(self.norm(x)))
-
-    @torch.no_grad()
-    def fuse(self) -> nn.Module:
-        scale, shift, rest = norm_affine(self.norm)
-        if isinstance(self.fc, nn.Identity):  # headless: the norm's output is the model's output
-            return self.norm
-        fc = fold_affine_into_next(self.fc, scale, shift)
-        return fc if rest is None else nn.Sequential(rest, fc)
+    def forward(self, x, pre_logits: bool = False):
+        x = self.drop(self.norm(x))
+        return x if pre_logits else self.fc(x)
 
 
 class BNLinear(nn.Sequential):
