@@ -45,3 +45,17 @@ def test_benchmark_rows_and_tables():
     assert md.count('\n') == 4 and '| lsnet_t | deploy |' in md
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert [r['form'] for r in parsed] == ['train', 'deploy', 'timm']
+
+
+def test_timm_peers_are_paired_with_their_zoo_model():
+    rows = benchmark(['inceptionnext_atto', 'fasternet_t0'], forms=['deploy'], timm_peers=True, img_size=64,
+                     batch_size=2, threads=1, warmup=1, repeats=2)
+    assert [(r.model, r.form) for r in rows] == [
+        ('inceptionnext_atto', 'deploy'), ('inception_next_atto', 'timm'),
+        ('fasternet_t0', 'deploy'), ('fasternet_t0', 'timm')]
+    for zoo_row, peer in (rows[:2], rows[2:]):
+        assert peer.latency_ratio == peer.latency_ms / zoo_row.latency_ms
+        assert peer.throughput_ratio == zoo_row.throughput / peer.throughput
+        assert peer.params >= zoo_row.params  # the deploy form has folded its norms away
+    # the fused kernels are invisible to a FLOP counter, so the deploy form falls back to counted ops
+    assert abs(rows[2].gflops - rows[3].gflops) / rows[3].gflops < 0.02

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Benchmark zoo models, train form vs deploy form, optionally against timm peers, on CPU.
+"""Benchmark zoo models, train form vs deploy form, optionally against timm models, on CPU.
 
     python tools/benchmark.py lsnet_t lsnet_s --compare efficientvit_m5 --threads 2 --markdown out.md
+    python tools/benchmark.py 'convnext_*' --timm-peers --forms deploy    # vs timm's same architecture
 """
 import argparse
 import sys
@@ -14,7 +15,10 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('models', nargs='*', default=['lsnet_*'],
                    help='zoo model names or fnmatch patterns (default: lsnet_*)')
-    p.add_argument('--compare', nargs='*', default=[], help='timm model names measured in the same run')
+    p.add_argument('--compare', nargs='*', default=[],
+                   help='timm model names measured in the same run, against the first zoo model')
+    p.add_argument('--timm-peers', action='store_true',
+                   help="pair every zoo model with timm's model of the same architecture, measured in turns")
     p.add_argument('--forms', nargs='+', default=['train', 'deploy'], choices=['train', 'deploy'])
     p.add_argument('--img-size', type=int, default=224)
     p.add_argument('--batch-size', type=int, default=16, help='batch for the throughput figure')
@@ -39,7 +43,8 @@ def expand(patterns):
 def main(argv=None):
     args = parse_args(argv)
     models = expand(args.models)
-    rows = benchmark(models, compare=args.compare, forms=args.forms, img_size=args.img_size,
+    rows = benchmark(models, compare=args.compare, forms=args.forms, timm_peers=args.timm_peers,
+                     img_size=args.img_size,
                      batch_size=args.batch_size, threads=args.threads, warmup=args.warmup,
                      repeats=args.repeats, progress=lambda s: print(f'measuring {s} ...', file=sys.stderr))
     table = to_markdown(rows)

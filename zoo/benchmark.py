@@ -9,6 +9,7 @@ activations are not counted, as in fvcore and the papers' tables.
 import csv
 import io
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from typing import Iterable, List, Optional, Sequence
@@ -18,10 +19,11 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .registry import is_zoo_model, timm_name
+from .registry import is_zoo_model, timm_name, zoo_entrypoint
 from .reparam import reparameterize
 
-__all__ = ['BenchmarkRow', 'count_params', 'count_flops', 'measure_latency', 'benchmark', 'to_markdown', 'to_csv']
+__all__ = ['BenchmarkRow', 'count_params', 'count_flops', 'measure_latency', 'benchmark', 'timm_equivalent',
+           'to_markdown', 'to_csv']
 
 
 @dataclass
@@ -37,6 +39,7 @@ class BenchmarkRow:
     latency_ratio: Optional[float] = None  # reference latency / this latency (> 1: faster than reference)
     throughput_ratio: Optional[float] = None  # this throughput / reference throughput
     reference: str = ''
+    paired_with: str = ''  # for a timm row: the zoo model it is compared with
 
 
 def count_params(model: nn.Module) -> int:
@@ -75,10 +78,34 @@ def _build(name: str) -> nn.Module:
     return timm.create_model(timm_name(name) if is_zoo_model(name) else name).eval()
 
 
+def timm_equivalent(name: str) -> Optional[str]:
+    """timm's model of the same architecture as zoo model ``name`` (same weights load into both), if any."""
+    family = sys.modules[zoo_entrypoint(name).__module__]
+    peer = getattr(family, 'TIMM_EQUIVALENTS', {}).get(name, name)
+    return peer if timm.is_model(peer) else None
+
+
+@torch.no_grad()
+def _interleaved_latency(models: Sequence[nn.Module], x: torch.Tensor, warmup: int, repeats: int) -> List[float]:
+    """Median seconds per forward of each model, the models taking turns so that drifts in machine load fall
+    on all of them alike."""
+    for model in models:
+        for _ in range(warmup):
+            model(x)
+    times = [[] for _ in models]
+    for _ in range(repeats):
+        for model, t in zip(models, times):
+            t0 = time.perf_counter()
+            model(x)
+            t.append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
+
+
 def benchmark(
         models: Sequence[str],
         compare: Sequence[str] = (),
         forms: Sequence[str] = ('train', 'deploy'),
+        timm_peers: bool = False,
         img_size: int = 224,
         batch_size: int = 16,
         threads: int = 2,
@@ -86,50 +113,64 @@ def benchmark(
         repeats: int = 10,
         progress=None,
 ) -> List[BenchmarkRow]:
-    """Measure every zoo model in each form and every ``compare`` model (timm names) as is.
+    """Measure every zoo model in each form, with ``timm_peers`` also timm's model of the same architecture,
+    and every ``compare`` model (timm names) as is.
 
-    Ratios are against the first row of the same model (its train form); ``compare`` rows are against the
-    first zoo model's deploy form when it was measured, so a ratio > 1 means the zoo model is faster."""
+    Each zoo model and its peer are measured together, taking turns. Ratios of a zoo row are against the
+    model's first row (its train form); a peer's ratio is "zoo deploy form vs this peer" (the model it was
+    paired with, or for ``compare`` the first zoo model), so a ratio > 1 means the zoo model is faster."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     x1 = torch.randn(1, 3, img_size, img_size)
     xb = torch.randn(batch_size, 3, img_size, img_size)
+    groups = []
+    for name in models:
+        jobs = [(name, form, name) for form in forms]
+        peer = timm_equivalent(name) if timm_peers else None
+        if peer:
+            jobs.append((peer, 'timm', name))
+        groups.append(jobs)
+    first = models[0] if models else None
+    groups += [[(name, 'timm', first)] for name in compare]
     rows: List[BenchmarkRow] = []
-    jobs = [(name, form) for name in models for form in forms] + [(name, 'timm') for name in compare]
-    for name, form in jobs:
+    for jobs in groups:
         if progress:
-            progress(f'{name} [{form}]')
-        model = _build(name)
-        if form == 'deploy':
-            model = reparameterize(model)
-        row = BenchmarkRow(
-            model=name, form=form, params=count_params(model), gflops=count_flops(model, x1) / 1e9,
-            img_size=img_size, latency_ms=1e3 * measure_latency(model, x1, warmup, repeats),
-            throughput=batch_size / measure_latency(model, xb, max(1, warmup // 2), max(3, repeats // 2)),
-            batch_size=batch_size)
-        rows.append(row)
-        del model
+            progress(', '.join(f'{name} [{form}]' for name, form, _ in jobs))
+        built = []
+        for name, form, _ in jobs:
+            model = _build(name)
+            built.append(reparameterize(model) if form == 'deploy' else model)
+        latency = _interleaved_latency(built, x1, warmup, repeats)
+        batch_time = _interleaved_latency(built, xb, max(1, warmup // 2), max(3, repeats // 2))
+        for (name, form, paired), model, lat, bt in zip(jobs, built, latency, batch_time):
+            rows.append(BenchmarkRow(
+                model=name, form=form, params=count_params(model), gflops=count_flops(model, x1) / 1e9,
+                img_size=img_size, latency_ms=1e3 * lat, throughput=batch_size / bt, batch_size=batch_size,
+                paired_with=paired))
+        del built
     _add_ratios(rows)
     return rows
 
 
 def _add_ratios(rows: List[BenchmarkRow]) -> None:
-    first = {}
+    first, deploy = {}, {}
+    for row in rows:
+        if row.form != 'timm':
+            first.setdefault(row.model, row)
+        if row.form == 'deploy':
+            deploy.setdefault(row.model, row)
     for row in rows:
         if row.form == 'timm':
-            continue
-        first.setdefault(row.model, row)
-    zoo_deploy = next((r for r in rows if r.form == 'deploy'), None)
-    for row in rows:
-        ref = zoo_deploy if row.form == 'timm' else first[row.model]
-        if ref is None or ref is row:
-            continue
-        if row.form == 'timm':
-            # for a peer the ratio reads "zoo deploy vs this peer"
+            ref = deploy.get(row.paired_with)
+            if ref is None:
+                continue
             row.latency_ratio = row.latency_ms / ref.latency_ms
             row.throughput_ratio = ref.throughput / row.throughput
             row.reference = f'{ref.model} [{ref.form}] vs this'
         else:
+            ref = first[row.model]
+            if ref is row:
+                continue
             row.latency_ratio = ref.latency_ms / row.latency_ms
             row.throughput_ratio = row.throughput / ref.throughput
             row.reference = f'this vs {ref.model} [{ref.form}]'

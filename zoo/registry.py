@@ -63,6 +63,14 @@ def is_zoo_model(name: str) -> bool:
     return arch.split('.', 1)[0] in _entrypoints
 
 
+def zoo_entrypoint(name: str) -> Callable:
+    """The variant function registered under ``name`` (namespace and tag allowed)."""
+    if not is_zoo_model(name):
+        create_model(name)  # raises UnknownModelError with the close matches
+    arch = name[len(PREFIX):] if name.startswith(PREFIX) else name
+    return _entrypoints[arch.split('.', 1)[0]]
+
+
 def list_models(pattern: Optional[str] = None, pretrained: bool = False) -> List[str]:
     """Zoo model names (without the namespace), optionally filtered by an fnmatch pattern."""
     names = sorted(_entrypoints)

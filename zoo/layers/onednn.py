@@ -13,6 +13,7 @@ Deploy forms use it; train forms keep plain layers, which autograd differentiate
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 __all__ = ['FusedLinear', 'FusedMlp', 'onednn_available']
 
@@ -35,8 +36,9 @@ def _use_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
         return False
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
         return False  # the fused op has no backward
+    # under a dispatch mode (FLOP counting, fake tensors) the op would be invisible or unsupported
     return not (torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling()
-                or torch.onnx.is_in_onnx_export())
+                or torch.onnx.is_in_onnx_export() or _get_current_dispatch_mode() is not None)
 
 
 class FusedLinear(nn.Linear):

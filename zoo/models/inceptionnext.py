@@ -30,6 +30,9 @@ from ._builder import build_zoo_model
 
 __all__ = ['InceptionNeXt', 'InceptionDWConv2d', 'MetaNeXtBlock']
 
+# timm names the same architectures inception_next_* (its checkpoints load into the zoo's models)
+TIMM_EQUIVALENTS = {f'inceptionnext_{v}': f'inception_next_{v}' for v in ('atto', 'tiny', 'small', 'base')}
+
 
 class InceptionDWConv2d(nn.Module):
     def __init__(self, dim: int, square_kernel_size: int = 3, band_kernel_size: int = 11,
