@@ -211,3 +211,13 @@ def test_deploy_form_survives_copy_and_state_dict(tmp_path):
         again = zoo.reparameterize(timm.create_model('zoo/convnext_atto'))
         again.load_state_dict(deploy.state_dict())
         torch.testing.assert_close(again(x), expected)
+
+
+@pytest.mark.parametrize('name', ['convnext_atto', 'inceptionnext_atto', 'fasternet_t0'])
+def test_four_stage_features_at_strides_4_to_32(name):
+    model = timm.create_model('zoo/' + name, features_only=True).eval()
+    assert model.feature_info.reduction() == [4, 8, 16, 32]
+    with torch.no_grad():
+        feats = model(torch.randn(1, 3, 128, 96))
+    assert [f.shape[-2:] for f in feats] == [(32, 24), (16, 12), (8, 6), (4, 3)]
+    assert [f.shape[1] for f in feats] == model.feature_info.channels()
