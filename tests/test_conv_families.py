@@ -1,5 +1,6 @@
 """ConvNeXt, InceptionNeXt and FasterNet: the official architectures, the official and timm checkpoint
 layouts, and the pieces their deploy forms are made of."""
+import copy
 import re
 
 import pytest
@@ -183,7 +184,9 @@ def test_fused_linear_matches_plain_layers(act):
     torch.manual_seed(0)
     layer = FusedLinear(24, 40, act=act)
     x = torch.randn(2, 5, 3, 24)
-    expected = {'none': lambda y: y, 'gelu': F.gelu, 'relu': F.relu}[act](F.linear(x, layer.weight, layer.bias))
+    reference = lambda x: {'none': lambda y: y, 'gelu': F.gelu, 'relu': F.relu}[act](
+        F.linear(x, layer.weight, layer.bias))
+    expected = reference(x)
     with torch.no_grad():
         fast = layer(x)
     torch.testing.assert_close(fast, expected, atol=1e-5, rtol=1e-5)
@@ -194,8 +197,7 @@ def test_fused_linear_matches_plain_layers(act):
     torch.testing.assert_close(slow.detach(), expected.detach(), atol=1e-6, rtol=1e-6)
     with torch.no_grad():  # a weight update invalidates the packed copy
         layer.weight.mul_(2)
-        torch.testing.assert_close(layer(x), {'none': lambda y: y, 'gelu': F.gelu, 'relu': F.relu}[act](
-            F.linear(x, layer.weight, layer.bias)), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(layer(x), reference(x), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match='activation'):
         FusedLinear(2, 2, act='swish')
 
@@ -206,7 +208,7 @@ def test_deploy_form_survives_copy_and_state_dict(tmp_path):
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         expected = deploy(x)  # packs the fused weights
-        copied = __import__('copy').deepcopy(deploy)
+        copied = copy.deepcopy(deploy)
         torch.testing.assert_close(copied(x), expected)
         again = zoo.reparameterize(timm.create_model('zoo/convnext_atto'))
         again.load_state_dict(deploy.state_dict())

@@ -61,17 +61,9 @@ def count_flops(model: nn.Module, x: torch.Tensor) -> int:
     return int(counter.get_total_flops() + sum(extra))
 
 
-@torch.no_grad()
 def measure_latency(model: nn.Module, x: torch.Tensor, warmup: int = 3, repeats: int = 10) -> float:
     """Median wall time of one forward pass in seconds."""
-    for _ in range(warmup):
-        model(x)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        model(x)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return _interleaved_latency([model], x, warmup, repeats)[0]
 
 
 def _build(name: str) -> nn.Module:

@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
-from .fold import fold_affine_into_next, fold_bn, norm_affine
+from .fold import fold_affine_into_next, fold_bn, fold_bn_into_prev, norm_affine
 
 __all__ = ['ConvBN', 'BNLinear', 'NormConv', 'NormLinear', 'RepVGGDW']
 
@@ -24,16 +24,8 @@ class ConvBN(nn.Sequential):
         nn.init.constant_(self.bn.weight, bn_weight_init)
         nn.init.zeros_(self.bn.bias)
 
-    @torch.no_grad()
     def fuse(self) -> nn.Conv2d:
-        conv = self.conv
-        scale, shift = fold_bn(self.bn)
-        fused = nn.Conv2d(
-            conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-            conv.dilation, conv.groups, bias=True, device=conv.weight.device, dtype=conv.weight.dtype)
-        fused.weight.copy_(conv.weight * scale[:, None, None, None])
-        fused.bias.copy_(shift if conv.bias is None else conv.bias * scale + shift)
-        return fused
+        return fold_bn_into_prev(self.conv, self.bn)
 
 
 class NormConv(nn.Sequential):
@@ -78,18 +70,8 @@ class BNLinear(nn.Sequential):
         if bias:
             nn.init.zeros_(self.fc.bias)
 
-    @torch.no_grad()
     def fuse(self) -> nn.Linear:
-        fc = self.fc
-        scale, shift = fold_bn(self.bn)
-        fused = nn.Linear(fc.in_features, fc.out_features, bias=True,
-                          device=fc.weight.device, dtype=fc.weight.dtype)
-        fused.weight.copy_(fc.weight * scale[None, :])
-        bias = fc.weight @ shift
-        if fc.bias is not None:
-            bias = bias + fc.bias
-        fused.bias.copy_(bias)
-        return fused
+        return fold_affine_into_next(self.fc, *fold_bn(self.bn))
 
 
 class RepVGGDW(nn.Module):

@@ -6,12 +6,13 @@ depend on the input, so only the affine part folds). A per-channel affine before
 without padding, moves into that layer's weight and bias; a per-channel scale after a layer moves into its
 output rows. Padding would break the second fold: padded zeros would not be shifted.
 """
+import copy
 from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
 
-__all__ = ['fold_bn', 'norm_affine', 'fold_affine_into_next', 'fold_scale_into_prev']
+__all__ = ['FoldedCopy', 'fold_bn', 'norm_affine', 'fold_affine_into_next', 'fold_scale_into_prev', 'fold_bn_into_prev']
 
 
 def fold_bn(bn: nn.modules.batchnorm._BatchNorm) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -69,9 +70,36 @@ def fold_scale_into_prev(layer: nn.Module, scale: torch.Tensor) -> nn.Module:
     return fused
 
 
+@torch.no_grad()
+def fold_bn_into_prev(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> nn.Module:
+    """A copy of ``layer`` (Linear or Conv2d, biased or not) that computes ``bn(layer(x))`` in eval mode."""
+    scale, shift = fold_bn(bn)
+    fused = fold_scale_into_prev(layer, scale)
+    fused.bias.add_(shift)
+    return fused
+
+
 def _with_bias(layer: nn.Module) -> nn.Module:
     kw = dict(device=layer.weight.device, dtype=layer.weight.dtype)
     if isinstance(layer, nn.Linear):
         return nn.Linear(layer.in_features, layer.out_features, bias=True, **kw)
     return nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
                      layer.dilation, layer.groups, bias=True, padding_mode=layer.padding_mode, **kw)
+
+
+class FoldedCopy:
+    """Mixin for a block whose deploy form is the same block with folded parameters.
+
+    ``fuse()`` returns a folded copy marked ``fused = True`` (the walkers skip it, and fusing it again
+    returns it unchanged); the train form is left as it was. The block implements ``_fold()``, which folds
+    the copy in place."""
+    fused = False
+
+    @torch.no_grad()
+    def fuse(self):
+        if self.fused:
+            return self
+        block = copy.deepcopy(self)
+        block._fold()
+        block.fused = True
+        return block.eval()

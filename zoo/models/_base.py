@@ -1,15 +1,17 @@
 """What every hierarchical zoo backbone shares: a stem, stages of (downsample, blocks), a head.
 
 A family subclasses :class:`StagedBackbone`, builds ``stem``, ``stages`` (of :class:`Stage`) and
-``feature_info``, calls ``reset_classifier`` to build its head, and implements ``forward_head``,
-``get_classifier`` and ``_make_head(num_classes, global_pool)``. The rest of timm's model contract (features, intermediates, pruning, grad
-checkpointing, parameter groups) lives here once.
+``feature_info``, and implements ``_make_head(num_classes)``: a head over pooled features called as
+``head(x, pre_logits)``, whose final Linear is named by ``head_classifier`` and whose pre-logits width is
+its ``num_features`` (``num_features`` of the model when it has none). ``reset_classifier`` builds it. The
+rest of timm's model contract (features, intermediates, pruning, grad checkpointing, parameter groups)
+lives here once.
 """
 from typing import Iterable, List, Optional, Union
 
 import torch
 import torch.nn as nn
-from timm.layers import SelectAdaptivePool2d
+from timm.layers import SelectAdaptivePool2d, trunc_normal_
 from timm.models import checkpoint_seq
 from timm.models._features import feature_take_indices
 
@@ -43,6 +45,15 @@ class StagedBackbone(nn.Module):
     """
     arch = 'model'
     channels_last = False
+    head_classifier = 'fc'
+
+    @staticmethod
+    def _init_weights(m):
+        """The authors' init in every conv family: truncated normal (std 0.02) weights, zero biases."""
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
     def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_chans, self.arch)
@@ -58,12 +69,21 @@ class StagedBackbone(nn.Module):
             global_pool = pool.pool_type if isinstance(pool, SelectAdaptivePool2d) else ''
         if global_pool:
             self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
+            self.head = self._make_head(num_classes)
         elif num_classes:
             raise ValueError(f'{self.arch} classifies pooled features: global_pool="" needs num_classes=0')
         else:
-            self.global_pool = nn.Identity()
+            self.global_pool = self.head = nn.Identity()
         self.num_classes = num_classes
-        self.head = self._make_head(num_classes, global_pool)
+        self.head_hidden_size = getattr(self.head, 'num_features', self.num_features)
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return getattr(self.head, self.head_classifier, self.head)
+
+    def forward_head(self, x, pre_logits: bool = False):
+        x = self.global_pool(x)
+        return x if isinstance(self.head, nn.Identity) else self.head(x, pre_logits)
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False):

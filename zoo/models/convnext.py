@@ -10,18 +10,17 @@ NHWC view without a copy, and the depthwise conv is faster too (docs/benchmarks.
 (``zoo.reparameterize``) moves each block's LayerNorm affine into the first Linear and the layer scale
 into the second, and each downsampling LayerNorm's affine into its conv.
 """
-import copy
 import re
 from typing import Dict, Sequence
 
 import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.layers import DropPath, Mlp, calculate_drop_path_rates
 from timm.models import generate_default_cfgs
 
 from ..checkpoint import check_pretrained
-from ..layers import (FusedMlp, LayerNorm2d, NormConv, NormLinear, fold_affine_into_next, fold_scale_into_prev,
+from ..layers import (FoldedCopy, FusedMlp, LayerNorm2d, NormConv, NormLinear, fold_affine_into_next, fold_scale_into_prev,
                       norm_affine)
 from ..registry import register_zoo_model
 from ._base import Stage, StagedBackbone
@@ -30,9 +29,7 @@ from ._builder import build_zoo_model
 __all__ = ['ConvNeXt', 'ConvNeXtBlock']
 
 
-class ConvNeXtBlock(nn.Module):
-    fused = False
-
+class ConvNeXtBlock(FoldedCopy, nn.Module):
     def __init__(self, dim: int, mlp_ratio: float = 4.0, ls_init_value: float = 1e-6, drop_path: float = 0.0,
                  kernel_size: int = 7):
         super().__init__()
@@ -50,22 +47,13 @@ class ConvNeXtBlock(nn.Module):
             x = x * self.gamma
         return shortcut + self.drop_path(x.permute(0, 3, 1, 2))
 
-    @torch.no_grad()
-    def fuse(self) -> 'ConvNeXtBlock':
-        """The same block with the LayerNorm affine inside ``mlp.fc1``, the layer scale inside ``mlp.fc2``
-        and the MLP on fused kernels."""
-        if self.fused:
-            return self
-        block = copy.deepcopy(self)
-        scale, shift, block.norm = norm_affine(self.norm)
+    def _fold(self):
+        """LayerNorm affine into ``mlp.fc1``, layer scale into ``mlp.fc2``, the MLP on fused kernels."""
+        scale, shift, self.norm = norm_affine(self.norm)
         fc1 = fold_affine_into_next(self.mlp.fc1, scale, shift)
-        fc2 = self.mlp.fc2
-        if self.gamma is not None:
-            fc2 = fold_scale_into_prev(fc2, self.gamma)
-            block.gamma = None
-        block.mlp = FusedMlp(fc1, fc2, 'gelu')
-        block.fused = True
-        return block.eval()
+        fc2 = self.mlp.fc2 if self.gamma is None else fold_scale_into_prev(self.mlp.fc2, self.gamma)
+        self.gamma = None
+        self.mlp = FusedMlp(fc1, fc2, 'gelu')
 
 
 class ConvNeXt(StagedBackbone):
@@ -87,9 +75,9 @@ class ConvNeXt(StagedBackbone):
         super().__init__()
         self.in_chans = in_chans
         self.drop_rate = drop_rate
-        self.num_features = self.head_hidden_size = dims[-1]
+        self.num_features = dims[-1]
         self.stem = nn.Sequential(nn.Conv2d(in_chans, dims[0], 4, 4), LayerNorm2d(dims[0], eps=1e-6))
-        dpr = [x.tolist() for x in torch.linspace(0, drop_path_rate, sum(depths)).split(list(depths))]
+        dpr = calculate_drop_path_rates(drop_path_rate, list(depths), stagewise=True)
         stages, self.feature_info = [], []
         for i, (depth, dim) in enumerate(zip(depths, dims)):
             downsample = NormConv(LayerNorm2d(dims[i - 1], eps=1e-6), nn.Conv2d(dims[i - 1], dim, 2, 2)) \
@@ -104,24 +92,9 @@ class ConvNeXt(StagedBackbone):
                 self.head.fc.weight.mul_(head_init_scale)
                 self.head.fc.bias.mul_(head_init_scale)
 
-    @staticmethod
-    def _init_weights(m):
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            trunc_normal_(m.weight, std=0.02)
-            nn.init.zeros_(m.bias)
-
-    def _make_head(self, num_classes: int, global_pool: str) -> nn.Module:
-        # the head's LayerNorm stays when num_classes=0 (timm's pre-logits); unpooled output has no head
-        if not global_pool:
-            return nn.Identity()
+    def _make_head(self, num_classes: int) -> nn.Module:
+        # the head's LayerNorm stays when num_classes=0 (timm's pre-logits)
         return NormLinear(nn.LayerNorm(self.num_features, eps=1e-6), self.num_features, num_classes, self.drop_rate)
-
-    def get_classifier(self) -> nn.Module:
-        return self.head.fc if isinstance(self.head, NormLinear) else self.head
-
-    def forward_head(self, x, pre_logits: bool = False):
-        x = self.global_pool(x)
-        return self.head(x, pre_logits) if isinstance(self.head, NormLinear) else x
 
 
 _OFFICIAL_BLOCK = {'dwconv': 'conv_dw', 'pwconv1': 'mlp.fc1', 'pwconv2': 'mlp.fc2', 'norm': 'norm', 'gamma': 'gamma'}

@@ -11,18 +11,17 @@ PConv runs as split -> conv -> concatenate, the official training form; the offi
 runs channels-last. Deploy form: every BN folds into the conv before it and each block's MLP runs on fused
 kernels with the activation inside the first layer.
 """
-import copy
 import re
 from typing import Dict, Sequence
 
 import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import DropPath, trunc_normal_
+from timm.layers import DropPath, calculate_drop_path_rates
 from timm.models import generate_default_cfgs
 
 from ..checkpoint import check_pretrained
-from ..layers import ConvBN, FusedMlp
+from ..layers import ConvBN, FoldedCopy, FusedMlp, fold_bn_into_prev
 from ..registry import register_zoo_model
 from ._base import Stage, StagedBackbone
 from ._builder import build_zoo_model
@@ -46,9 +45,7 @@ class PartialConv(nn.Module):
         return torch.cat((self.partial_conv3(x1), x2), dim=1)
 
 
-class FasterNetBlock(nn.Module):
-    fused = False
-
+class FasterNetBlock(FoldedCopy, nn.Module):
     def __init__(self, dim: int, n_div: int = 4, mlp_ratio: float = 2.0, act: str = 'relu', drop_path: float = 0.0):
         super().__init__()
         hidden = int(dim * mlp_ratio)
@@ -69,17 +66,9 @@ class FasterNetBlock(nn.Module):
             x = self.mlp(x)
         return shortcut + self.drop_path(x)
 
-    @torch.no_grad()
-    def fuse(self) -> 'FasterNetBlock':
-        """The same block with the MLP's BN folded into its first conv and the MLP on fused kernels."""
-        if self.fused:
-            return self
-        block = copy.deepcopy(self)
-        conv_bn = ConvBN(1, 1)
-        conv_bn.conv, conv_bn.bn = self.mlp[0], self.mlp[1]
-        block.mlp = FusedMlp(conv_bn.fuse(), self.mlp[3], self.act)
-        block.fused = True
-        return block.eval()
+    def _fold(self):
+        """The MLP's BN into its first conv, the MLP on fused kernels."""
+        self.mlp = FusedMlp(fold_bn_into_prev(self.mlp[0], self.mlp[1]), self.mlp[3], self.act)
 
 
 class ConvHead(nn.Module):
@@ -126,7 +115,7 @@ class FasterNet(StagedBackbone):
         dims = [embed_dim * 2 ** i for i in range(len(depths))]
         self.num_features = dims[-1]
         self.stem = ConvBN(in_chans, embed_dim, 4, 4)
-        dpr = [x.tolist() for x in torch.linspace(0, drop_path_rate, sum(depths)).split(list(depths))]
+        dpr = calculate_drop_path_rates(drop_path_rate, list(depths), stagewise=True)
         stages, self.feature_info = [], []
         for i, (depth, dim) in enumerate(zip(depths, dims)):
             downsample = ConvBN(dims[i - 1], dim, 2, 2) if i > 0 else None
@@ -136,42 +125,19 @@ class FasterNet(StagedBackbone):
         self.reset_classifier(num_classes, global_pool)
         self.apply(self._init_weights)
 
-    @staticmethod
-    def _init_weights(m):
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-
-    def _make_head(self, num_classes: int, global_pool: str) -> nn.Module:
-        if not global_pool:
-            self.head_hidden_size = self.num_features
-            return nn.Identity()
-        head = ConvHead(self.num_features, num_classes, self.feature_dim, self.act, self.drop_rate)
-        self.head_hidden_size = head.num_features
-        return head
-
-    def get_classifier(self) -> nn.Module:
-        return self.head.fc if isinstance(self.head, ConvHead) else self.head
-
-    def forward_head(self, x, pre_logits: bool = False):
-        x = self.global_pool(x)
-        return self.head(x, pre_logits) if isinstance(self.head, ConvHead) else x
+    def _make_head(self, num_classes: int) -> nn.Module:
+        return ConvHead(self.num_features, num_classes, self.feature_dim, self.act, self.drop_rate)
 
 
-def _official_key(key: str) -> str:
+def _official_to_timm_key(key: str) -> str:
     """The official layout interleaves stages and merges in one Sequential: ``stages.{0,2,4,6}`` are the
-    stages, ``stages.{1,3,5}`` the merges (``reduction`` conv + ``norm``) that start stages 1-3."""
+    stages, ``stages.{1,3,5}`` the merges that start stages 1-3; timm's nests them as ``downsample``."""
     m = re.match(r'^stages\.(\d)\.(.*)$', key)
     if m:
-        idx, rest = int(m[1]), m[2]
-        if idx % 2:
-            return f'stages.{(idx + 1) // 2}.downsample.' + rest.replace('reduction.', 'conv.').replace('norm.', 'bn.')
-        return f'stages.{idx // 2}.{rest}'
-    key = re.sub(r'^patch_embed\.proj\.', 'stem.conv.', key)
-    key = re.sub(r'^patch_embed\.norm\.', 'stem.bn.', key)
-    key = re.sub(r'^avgpool_pre_head\.1\.', 'head.conv.', key)
-    return re.sub(r'^head\.(weight|bias)$', r'head.fc.\1', key)
+        idx = int(m[1])
+        return f'stages.{(idx + 1) // 2}.downsample.{m[2]}' if idx % 2 else f'stages.{idx // 2}.{m[2]}'
+    key = re.sub(r'^avgpool_pre_head\.1\.', 'conv_head.', key)
+    return re.sub(r'^head\.', 'classifier.', key)
 
 
 def _timm_key(key: str) -> str:
@@ -187,8 +153,8 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) 
     """Official files (raw state dicts), timm's files and zoo files load; the result is checked against the
     model before anything is copied."""
     if 'avgpool_pre_head.1.weight' in state_dict or 'stages.1.reduction.weight' in state_dict:
-        state_dict = {_official_key(k): v for k, v in state_dict.items()}
-    elif 'patch_embed.proj.weight' in state_dict:
+        state_dict = {_official_to_timm_key(k): v for k, v in state_dict.items()}
+    if 'patch_embed.proj.weight' in state_dict:
         state_dict = {_timm_key(k): v for k, v in state_dict.items()}
     return check_pretrained(state_dict, model)
 

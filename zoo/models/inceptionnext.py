@@ -12,18 +12,17 @@ The network runs channels-last (its 1x1 convs are 4x faster that way on CPU at b
 Deploy form: the stem and downsampling BatchNorms fold into their convs, each block's BatchNorm into the
 first MLP layer and its layer scale into the second, and the MLP runs on fused kernels.
 """
-import copy
 import re
 from typing import Dict, Sequence
 
 import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import ConvMlp, DropPath, trunc_normal_
+from timm.layers import ConvMlp, DropPath, calculate_drop_path_rates
 from timm.models import generate_default_cfgs
 
 from ..checkpoint import check_pretrained
-from ..layers import ConvBN, FusedMlp, NormConv, fold_affine_into_next, fold_scale_into_prev, norm_affine
+from ..layers import ConvBN, FoldedCopy, FusedMlp, NormConv, fold_affine_into_next, fold_scale_into_prev, norm_affine
 from ..registry import register_zoo_model
 from ._base import Stage, StagedBackbone
 from ._builder import build_zoo_model
@@ -49,9 +48,7 @@ class InceptionDWConv2d(nn.Module):
         return torch.cat((x_id, self.dwconv_hw(x_hw), self.dwconv_w(x_w), self.dwconv_h(x_h)), dim=1)
 
 
-class MetaNeXtBlock(nn.Module):
-    fused = False
-
+class MetaNeXtBlock(FoldedCopy, nn.Module):
     def __init__(self, dim: int, mlp_ratio: float = 4.0, band_kernel_size: int = 11, branch_ratio: float = 0.125,
                  ls_init_value: float = 1e-6, drop_path: float = 0.0):
         super().__init__()
@@ -72,20 +69,13 @@ class MetaNeXtBlock(nn.Module):
                 x = x * self.gamma.view(1, -1, 1, 1)
         return shortcut + self.drop_path(x)
 
-    @torch.no_grad()
-    def fuse(self) -> 'MetaNeXtBlock':
-        """The same block with its BatchNorm inside ``mlp.fc1``, the layer scale inside ``mlp.fc2`` and the
-        MLP on fused kernels."""
-        if self.fused:
-            return self
-        block = copy.deepcopy(self)
+    def _fold(self):
+        """BatchNorm into ``mlp.fc1``, layer scale into ``mlp.fc2``, the MLP on fused kernels."""
         scale, shift, _ = norm_affine(self.norm)
         fc1 = fold_affine_into_next(self.mlp.fc1, scale, shift)
         fc2 = self.mlp.fc2 if self.gamma is None else fold_scale_into_prev(self.mlp.fc2, self.gamma)
-        block.norm, block.gamma = nn.Identity(), None
-        block.mlp = FusedMlp(fc1, fc2, 'gelu')
-        block.fused = True
-        return block.eval()
+        self.norm, self.gamma = nn.Identity(), None
+        self.mlp = FusedMlp(fc1, fc2, 'gelu')
 
 
 class MlpHead(nn.Module):
@@ -108,6 +98,7 @@ class MlpHead(nn.Module):
 
 class InceptionNeXt(StagedBackbone):
     arch = 'InceptionNeXt'
+    head_classifier = 'fc2'
     channels_last = True
 
     def __init__(
@@ -129,7 +120,7 @@ class InceptionNeXt(StagedBackbone):
         self.drop_rate = drop_rate
         self.num_features = dims[-1]
         self.stem = ConvBN(in_chans, dims[0], 4, 4, bias=True)
-        dpr = [x.tolist() for x in torch.linspace(0, drop_path_rate, sum(depths)).split(list(depths))]
+        dpr = calculate_drop_path_rates(drop_path_rate, list(depths), stagewise=True)
         stages, self.feature_info = [], []
         for i, (depth, dim) in enumerate(zip(depths, dims)):
             downsample = NormConv(nn.BatchNorm2d(dims[i - 1]), nn.Conv2d(dims[i - 1], dim, 2, 2)) if i > 0 else None
@@ -140,27 +131,8 @@ class InceptionNeXt(StagedBackbone):
         self.reset_classifier(num_classes, global_pool)
         self.apply(self._init_weights)
 
-    @staticmethod
-    def _init_weights(m):
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-
-    def _make_head(self, num_classes: int, global_pool: str) -> nn.Module:
-        if not global_pool:
-            self.head_hidden_size = self.num_features
-            return nn.Identity()
-        head = MlpHead(self.num_features, num_classes, drop=self.drop_rate)
-        self.head_hidden_size = head.num_features
-        return head
-
-    def get_classifier(self) -> nn.Module:
-        return self.head.fc2 if isinstance(self.head, MlpHead) else self.head
-
-    def forward_head(self, x, pre_logits: bool = False):
-        x = self.global_pool(x)
-        return self.head(x, pre_logits) if isinstance(self.head, MlpHead) else x
+    def _make_head(self, num_classes: int) -> nn.Module:
+        return MlpHead(self.num_features, num_classes, drop=self.drop_rate)
 
 
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import DropPath, SEModule
+from timm.layers import DropPath, SEModule, calculate_drop_path_rates
 from timm.models import generate_default_cfgs
 
 from ..checkpoint import check_pretrained
@@ -234,7 +234,7 @@ class LSNet(StagedBackbone):
         super().__init__()
         self.in_chans = in_chans
         self.drop_rate = drop_rate
-        self.num_features = self.head_hidden_size = embed_dim[-1]
+        self.num_features = embed_dim[-1]
         e0 = embed_dim[0]
         self.stem = nn.Sequential(
             ConvBN(in_chans, e0 // 4, 3, 2, 1), nn.ReLU(),
@@ -244,7 +244,7 @@ class LSNet(StagedBackbone):
         stem_stride = 8
         # the attention bias table is sized for the grid the last stage sees at img_size
         resolution = img_size // stem_stride
-        dpr = [x.tolist() for x in torch.linspace(0, drop_path_rate, sum(depth)).split(list(depth))]
+        dpr = calculate_drop_path_rates(drop_path_rate, list(depth), stagewise=True)
         stages = []
         self.feature_info = []
         in_dim = e0
@@ -259,13 +259,15 @@ class LSNet(StagedBackbone):
         self.stages = nn.Sequential(*stages)
         self.reset_classifier(num_classes, global_pool)
 
-    def _make_head(self, num_classes: int, global_pool: str) -> nn.Module:
+    def _make_head(self, num_classes: int) -> nn.Module:
         return BNLinear(self.num_features, num_classes, drop=self.drop_rate) if num_classes else nn.Identity()
 
     @torch.jit.ignore
     def no_weight_decay(self):
         return {k for k, _ in self.named_parameters() if 'attention_biases' in k}
 
+    # the head is BN + Linear, one unit that folds into one Linear: the classifier is all of it, and its
+    # pre-logits are the pooled features
     @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
         return self.head
