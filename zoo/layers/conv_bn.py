@@ -1,4 +1,5 @@
-"""Conv–BN, norm–conv, norm–Linear and RepVGG-style depthwise units that fold into their deploy form.
+"""Conv–BN, norm–conv, norm–Linear and multi-branch depthwise units (RepVGG, dilated reparam) that fold into
+their deploy form.
 
 Each unit has one method, ``fuse()``, that returns the module replacing it at deploy time. This is the
 protocol that both ``zoo.reparameterize`` and ``timm.utils.reparameterize_model`` walk.
@@ -10,7 +11,7 @@ from timm.layers import trunc_normal_
 
 from .fold import fold_affine_into_next, fold_bn, fold_bn_into_prev, norm_affine
 
-__all__ = ['ConvBN', 'BNLinear', 'NormConv', 'NormLinear', 'RepVGGDW']
+__all__ = ['ConvBN', 'BNLinear', 'DILATED_BRANCHES', 'DilatedReparamBlock', 'NormConv', 'NormLinear', 'RepVGGDW', 'dilate_kernel']
 
 
 class ConvBN(nn.Sequential):
@@ -94,4 +95,62 @@ class RepVGGDW(nn.Module):
         weight[:, :, 1, 1] += 1.0
         fused.weight.copy_(weight)
         fused.bias.add_(branch.bias)
+        return fused
+
+
+# (kernel sizes, dilations) of the parallel branches for each large kernel, as released with UniRepLKNet
+DILATED_BRANCHES = {
+    17: ((5, 9, 3, 3, 3), (1, 2, 4, 5, 7)),
+    15: ((5, 7, 3, 3, 3), (1, 2, 3, 5, 7)),
+    13: ((5, 7, 3, 3, 3), (1, 2, 3, 4, 5)),
+    11: ((5, 5, 3, 3, 3), (1, 2, 3, 4, 5)),
+    9: ((5, 5, 3, 3), (1, 2, 3, 4)),
+    7: ((5, 3, 3), (1, 2, 3)),
+    5: ((3, 3), (1, 2)),
+}
+
+
+def dilate_kernel(weight: torch.Tensor, dilation: int) -> torch.Tensor:
+    """The dense kernel of a dilated one: ``dilation - 1`` zeros between taps, size ``dilation*(k-1)+1``."""
+    if dilation == 1:
+        return weight
+    k_h, k_w = weight.shape[-2:]
+    dense = weight.new_zeros(*weight.shape[:-2], dilation * (k_h - 1) + 1, dilation * (k_w - 1) + 1)
+    dense[..., ::dilation, ::dilation] = weight
+    return dense
+
+
+class DilatedReparamBlock(nn.Module):
+    """UniRepLKNet's Dilated Reparam Block: a ``K x K`` depthwise Conv–BN plus parallel depthwise Conv–BNs with
+    small dilated kernels (``DILATED_BRANCHES[K]``), summed. A dilated ``k x k`` kernel with rate ``r`` equals a
+    dense ``r(k-1)+1`` kernel with zeros between taps, so ``fuse()`` folds every BN, spreads each small
+    kernel, pads it to ``K`` and adds it to the large one: one biased ``K x K`` depthwise conv."""
+
+    def __init__(self, channels: int, kernel_size: int):
+        super().__init__()
+        if kernel_size not in DILATED_BRANCHES:
+            raise ValueError(f'Dilated Reparam Block has branch settings for kernel sizes '
+                             f'{sorted(DILATED_BRANCHES)}, not {kernel_size}')
+        self.kernel_size = kernel_size
+        self.lk = ConvBN(channels, channels, kernel_size, 1, kernel_size // 2, groups=channels)
+        self.dilated = nn.ModuleDict({
+            f'k{k}_r{r}': ConvBN(channels, channels, k, 1, r * (k - 1) // 2, dilation=r, groups=channels)
+            for k, r in zip(*DILATED_BRANCHES[kernel_size])
+        })
+
+    def forward(self, x):
+        out = self.lk(x)
+        for branch in self.dilated.values():
+            out = out + branch(x)
+        return out
+
+    @torch.no_grad()
+    def fuse(self) -> nn.Conv2d:
+        fused = self.lk.fuse()
+        for branch in self.dilated.values():
+            conv = branch.fuse()
+            kernel = dilate_kernel(conv.weight, conv.dilation[0])
+            pad = (self.kernel_size - kernel.shape[-1]) // 2
+            fused.weight.add_(F.pad(kernel, [pad] * 4))
+            fused.bias.add_(conv.bias)
         return fused

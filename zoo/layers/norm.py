@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ['LayerNorm2d']
+__all__ = ['GlobalResponseNorm', 'LayerNorm2d']
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -18,3 +18,22 @@ class LayerNorm2d(nn.LayerNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
         return x.permute(0, 3, 1, 2)
+
+
+class GlobalResponseNorm(nn.Module):
+    """Global Response Normalization (ConvNeXt-V2) over an NHWC tensor:
+    ``x + weight * x * n + bias`` with ``n = ||x||_2 over (H, W)`` divided by its mean over channels.
+
+    The parameter names are timm's (``weight``, ``bias``); ``bias=False`` drops the bias, as the deploy form of
+    UniRepLKNet does once the bias has moved into the next Linear."""
+
+    def __init__(self, dim: int, eps: float = 1e-6, bias: bool = True):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.zeros(dim))
+        self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = x.norm(p=2, dim=(1, 2), keepdim=True)
+        x = x * (1 + self.weight * (g / (g.mean(-1, keepdim=True) + self.eps)))
+        return x if self.bias is None else x + self.bias

@@ -1,4 +1,4 @@
 """Every family module; importing one registers its variants."""
-from . import convnext, fasternet, inceptionnext, lsnet
+from . import convnext, fasternet, inceptionnext, lsnet, unireplknet
 
-__all__ = ['convnext', 'fasternet', 'inceptionnext', 'lsnet']
+__all__ = ['convnext', 'fasternet', 'inceptionnext', 'lsnet', 'unireplknet']
