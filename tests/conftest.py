@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import zoo
+from zoo.layers import GlobalResponseNorm
 
 # two test workers share two cores
 torch.set_num_threads(1)
@@ -11,8 +12,8 @@ MODELS = zoo.list_models()
 
 def randomize_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Give every BatchNorm non-trivial statistics and affine parameters, every LayerNorm a non-trivial affine
-    map, every layer scale (``gamma``) values near 1 instead of its 1e-6 init, and every attention bias table
-    non-zero values, so that a wrong fold or a wrong bias index changes the output."""
+    map, every layer scale (``gamma``) values near 1 instead of its 1e-6 init, every GRN (zero at init) a
+    non-zero scale and bias, and every attention bias table non-zero values, so that a wrong fold or a wrong bias index changes the output."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
@@ -25,6 +26,10 @@ def randomize_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
             elif isinstance(m, torch.nn.LayerNorm) and m.elementwise_affine:
                 m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
                 m.bias.copy_(torch.rand(m.bias.shape, generator=g) - 0.5)
+            elif isinstance(m, GlobalResponseNorm):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) - 0.5)
+                if m.bias is not None:
+                    m.bias.copy_(torch.rand(m.bias.shape, generator=g) - 0.5)
             for name, p in m.named_parameters(recurse=False):
                 if 'attention_biases' in name:
                     p.copy_(torch.randn(p.shape, generator=g))

@@ -129,7 +129,7 @@ def test_in_chans_other_than_three(model_name):
 
 def test_drop_path_is_stochastic_in_training_only(model_name):
     torch.manual_seed(0)
-    plain = create(model_name, num_classes=10)
+    plain = randomize_norms(create(model_name, num_classes=10))  # layer scales of 1e-6 would hide a dropped path
     dropped = create(model_name, num_classes=10, drop_path_rate=0.5)
     dropped.load_state_dict(plain.state_dict())
     x = torch.randn(2, 3, 64, 64)

@@ -3,12 +3,13 @@
 
     python tools/benchmark.py lsnet_t lsnet_s --compare efficientvit_m5 --threads 2 --markdown out.md
     python tools/benchmark.py 'convnext_*' --timm-peers --forms deploy    # vs timm's same architecture
+    python tools/benchmark.py --large-kernel    # ways to compute a 13x13 depthwise conv, timed and checked
 """
 import argparse
 import sys
 
 import zoo
-from zoo.benchmark import benchmark, to_csv, to_markdown
+from zoo.benchmark import LARGE_KERNEL_SHAPES, benchmark, kernel_table_markdown, large_kernel_table, to_csv, to_markdown
 
 
 def parse_args(argv=None):
@@ -25,6 +26,10 @@ def parse_args(argv=None):
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--warmup', type=int, default=3)
     p.add_argument('--repeats', type=int, default=10)
+    p.add_argument('--large-kernel', action='store_true',
+                   help='instead of models: time every way of computing a large depthwise conv '
+                        '(zoo.layers.DEPTHWISE_METHODS) on UniRepLKNet shapes, with its error')
+    p.add_argument('--kernel-size', type=int, default=13, help='kernel size for --large-kernel')
     p.add_argument('--csv', help='write the rows as CSV to this file')
     p.add_argument('--markdown', help='write the table as Markdown to this file')
     return p.parse_args(argv)
@@ -40,8 +45,24 @@ def expand(patterns):
     return names
 
 
+def main_large_kernel(args):
+    rows = large_kernel_table(LARGE_KERNEL_SHAPES, kernel_size=args.kernel_size, threads=args.threads,
+                              warmup=args.warmup, repeats=args.repeats,
+                              progress=lambda s: print(f'measuring {s} ...', file=sys.stderr))
+    table = kernel_table_markdown(rows)
+    print(f'CPU, {args.threads} threads, fp32; median of {args.repeats}; error against a float64 direct conv; '
+          f'"dilated branches" is the train form of the Dilated Reparam Block, before merging\n')
+    print(table)
+    if args.markdown:
+        with open(args.markdown, 'w') as f:
+            f.write(table + '\n')
+    return rows
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.large_kernel:
+        return main_large_kernel(args)
     models = expand(args.models)
     rows = benchmark(models, compare=args.compare, forms=args.forms, timm_peers=args.timm_peers,
                      img_size=args.img_size,

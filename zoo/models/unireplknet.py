@@ -11,9 +11,9 @@ Deploy form (``zoo.reparameterize``, or build with ``deploy=True`` to load deplo
 Reparam Block becomes one 13x13 kernel, the block BN folds into the depthwise conv, and the GRN bias, the
 MLP's BN and the layer scale fold into the second Linear; the MLP runs on fused Linear+GELU kernels.
 
-Layout: the network runs on NCHW tensors. The 13x13 depthwise convolution dominates the cost and oneDNN's
-direct kernel is fastest on NCHW storage (channels-last is 1.3-3x slower; FFT and row decompositions are
-slower still): ``tools/benchmark.py --large-kernel`` measures the alternatives (docs/unireplknet.md).
+Layout: blocks run on NCHW storage. oneDNN's direct depthwise kernel computes the 13x13 convolution
+2-3x faster on NCHW storage than on channels-last storage, and FFT or row decompositions are slower still
+(``tools/benchmark.py --large-kernel``, docs/unireplknet.md).
 """
 import re
 from typing import Dict, Optional, Sequence
@@ -85,7 +85,7 @@ class UniRepLKNetBlock(FoldedCopy, nn.Module):
         self.fused = deploy
 
     def forward(self, x):
-        shortcut = x
+        shortcut = x = x.contiguous()  # NCHW storage, where the large depthwise conv is fastest
         x = self.se(self.norm(self.conv_dw(x)))
         x = self.mlp_norm(self.mlp(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
         if self.gamma is not None:
