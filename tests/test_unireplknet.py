@@ -232,6 +232,28 @@ def test_grn_matches_its_definition():
     assert GlobalResponseNorm(5, bias=False).bias is None
 
 
+def test_grn_in_place_only_without_autograd():
+    grn = GlobalResponseNorm(6, inplace=True)
+    with torch.no_grad():
+        grn.weight.normal_()
+        grn.bias.normal_()
+    x = torch.randn(3, 9, 8, 6)
+    expected = GlobalResponseNorm(6)
+    expected.load_state_dict(grn.state_dict())
+    ref = expected(x)
+    leaf = x.clone().requires_grad_()
+    out = grn(leaf)
+    out.sum().backward()  # recorded: not in place, differentiable
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(leaf.detach(), x)
+    assert grn.weight.grad is not None and leaf.grad is not None
+    y = x.clone()
+    with torch.no_grad():
+        out = grn(y)
+    assert out.data_ptr() == y.data_ptr()
+    torch.testing.assert_close(out, ref.detach())
+
+
 @pytest.mark.parametrize('method', list(DEPTHWISE_METHODS))
 @pytest.mark.parametrize('shape,k', [((2, 8, 20, 20), 13), ((1, 4, 7, 9), 13), ((1, 3, 16, 12), 5)])
 def test_large_kernel_methods_are_exact(method, shape, k):
@@ -259,3 +281,25 @@ def test_large_kernel_table_times_and_checks_every_method():
     assert sum(r.chosen for r in rows) == 1
     assert next(r for r in rows if r.method == 'direct').speedup == 1.0
     assert '| (1, 8, 14, 14) | 13 | fft |' in kernel_table_markdown(rows)
+
+
+def test_wrapped_file_handed_over_by_timm_is_unwrapped():
+    """timm passes URL and Hub downloads to the filter as stored; the authors' ``{'model': ...}`` wrapper is
+    taken off before the keys are mapped."""
+    train = _random_train_model('unireplknet_a')
+    wrapped = {'model': official_layout(train.state_dict())}
+    model = timm.create_model('zoo/unireplknet_a', pretrained=True,
+                              pretrained_cfg_overlay=dict(state_dict=wrapped)).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), train(x))
+
+
+def test_grn_statistic_over_batch_slices():
+    """Large inputs are reduced in slices of the batch; the result is the per-sample statistic all the same."""
+    grn = GlobalResponseNorm(64)
+    with torch.no_grad():
+        grn.weight.normal_()
+    x = torch.randn(5, 64, 128, 64)  # 0.5M elements per sample: slices of two samples
+    gx = torch.sqrt((x ** 2).sum((1, 2), keepdim=True))
+    torch.testing.assert_close(grn(x), (grn.weight * gx / (gx.mean(-1, keepdim=True) + 1e-6) + 1) * x)

@@ -25,15 +25,24 @@ class GlobalResponseNorm(nn.Module):
     ``x + weight * x * n + bias`` with ``n = ||x||_2 over (H, W)`` divided by its mean over channels.
 
     The parameter names are timm's (``weight``, ``bias``); ``bias=False`` drops the bias, as the deploy form of
-    UniRepLKNet does once the bias has moved into the next Linear."""
+    UniRepLKNet does once the bias has moved into the next Linear. ``inplace=True`` scales the input in place
+    when autograd does not record the call (as ``nn.ReLU(inplace=True)``), saving a full-size temporary."""
 
-    def __init__(self, dim: int, eps: float = 1e-6, bias: bool = True):
+    def __init__(self, dim: int, eps: float = 1e-6, bias: bool = True, inplace: bool = False):
         super().__init__()
         self.eps = eps
+        self.inplace = inplace
         self.weight = nn.Parameter(torch.zeros(dim))
         self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        g = (x * x).sum((1, 2), keepdim=True).sqrt()  # 1.1-1.5x faster on CPU than x.norm over (1, 2)
-        x = x * (1 + self.weight * (g / (g.mean(-1, keepdim=True) + self.eps)))
+        # the sum of squares over ~4 MB slices of the batch keeps its temporary in cache: measured on CPU 1.1-1.5x
+        # faster than x.norm over (1, 2), which reduces the strided axes slowly
+        per_slice = max(1, (1 << 20) // max(1, x[0].numel()))
+        g = torch.cat([(s * s).sum((1, 2), keepdim=True) for s in x.split(per_slice)]).sqrt()
+        scale = 1 + self.weight * (g / (g.mean(-1, keepdim=True) + self.eps))
+        if self.inplace and not (torch.is_grad_enabled() and x.requires_grad):
+            x = x.mul_(scale)
+            return x if self.bias is None else x.add_(self.bias)
+        x = x * scale
         return x if self.bias is None else x + self.bias

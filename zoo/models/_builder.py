@@ -6,7 +6,7 @@ from typing import Optional
 
 from timm.models import build_model_with_cfg, resolve_pretrained_cfg
 
-from ..checkpoint import read_checkpoint
+from ..checkpoint import read_checkpoint, unwrap_state_dict
 from ..registry import timm_name
 
 __all__ = ['build_zoo_model']
@@ -25,11 +25,16 @@ def build_zoo_model(model_cls, variant: str, pretrained: bool = False, num_stage
             read_checkpoint(cfg.file, mmap=not cfg.file.endswith('.safetensors'))
     out_indices = kwargs.pop('out_indices', tuple(range(num_stages)))
     family = sys.modules[model_cls.__module__]
+
+    def filter_fn(state_dict, model):
+        # timm hands over URL and Hub files as stored: unwrap {'model': ...} / {'state_dict': ...} first
+        return family.checkpoint_filter_fn(unwrap_state_dict(state_dict), model)
+
     return build_model_with_cfg(
         model_cls, name, pretrained,
         pretrained_cfg=pretrained_cfg,
         pretrained_cfg_overlay=pretrained_cfg_overlay,
-        pretrained_filter_fn=family.checkpoint_filter_fn,
+        pretrained_filter_fn=filter_fn,
         feature_cfg=dict(feature_cls='getter', out_indices=out_indices),
         **kwargs,
     )

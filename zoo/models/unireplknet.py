@@ -45,6 +45,18 @@ def default_kernel_sizes(depths: Sequence[int]):
     return ((3,) * depths[0], (13,) * depths[1], stage3, (13,) * depths[3])
 
 
+class SqueezeExcite(SEModule):
+    """timm's ``SEModule`` (mean -> 1x1 conv -> ReLU -> 1x1 conv -> sigmoid gate, the same parameters). Its input
+    is the block's own intermediate, so when autograd does not record the call it is gated in place: measured
+    on CPU at batch 16 this and the in-place GRN make the deploy form 1.1-1.2x faster (docs/unireplknet.md)."""
+
+    def forward(self, x):
+        if torch.is_grad_enabled() and x.requires_grad:
+            return super().forward(x)
+        gate = self.gate(self.fc2(self.act(self.bn(self.fc1(x.mean((2, 3), keepdim=True))))))
+        return x.mul_(gate)
+
+
 class GrnMlp(nn.Module):
     """Linear -> GELU -> GRN -> Linear over the last axis of an NHWC tensor. The second Linear has no bias in
     the train form (a BN follows it); the deploy form fuses GELU into the first Linear, and the GRN bias and
@@ -58,7 +70,7 @@ class GrnMlp(nn.Module):
         else:
             self.fc1, self.act = nn.Linear(dim, hidden), nn.GELU()
             self.fc2 = nn.Linear(hidden, dim, bias=False)
-        self.grn = GlobalResponseNorm(hidden, eps=1e-6, bias=not deploy)
+        self.grn = GlobalResponseNorm(hidden, eps=1e-6, bias=not deploy, inplace=True)  # on fc1's own output
 
     def forward(self, x):
         return self.fc2(self.grn(self.act(self.fc1(x))))
@@ -77,7 +89,7 @@ class UniRepLKNetBlock(FoldedCopy, nn.Module):
         else:
             self.conv_dw = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim, bias=False)
         self.norm = nn.Identity() if deploy else nn.BatchNorm2d(dim)
-        self.se = SEModule(dim, rd_channels=dim // 4, act_layer=nn.ReLU)
+        self.se = SqueezeExcite(dim, rd_channels=dim // 4, act_layer=nn.ReLU)
         self.mlp = GrnMlp(dim, int(mlp_ratio * dim), deploy)
         self.mlp_norm = nn.Identity() if deploy else nn.BatchNorm2d(dim)
         self.gamma = nn.Parameter(torch.full((dim,), ls_init_value)) if ls_init_value and not deploy else None
