@@ -12,7 +12,7 @@ Reparam Block becomes one 13x13 kernel, the block BN folds into the depthwise co
 MLP's BN and the layer scale fold into the second Linear; the MLP runs on fused Linear+GELU kernels.
 
 Layout: blocks run on NCHW storage. oneDNN's direct depthwise kernel computes the 13x13 convolution
-2-3x faster on NCHW storage than on channels-last storage, and FFT or row decompositions are slower still
+1.7-2.9x faster on NCHW storage than on channels-last storage, and FFT or row decompositions are slower still
 (``tools/benchmark.py --large-kernel``, docs/unireplknet.md).
 """
 import re
