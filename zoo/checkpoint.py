@@ -47,9 +47,10 @@ def unwrap_state_dict(checkpoint: Mapping, source: str = 'checkpoint') -> Dict[s
     return state_dict
 
 
-def read_checkpoint(path: str, mmap: bool = False) -> Dict[str, torch.Tensor]:
+def read_checkpoint(path: str, mmap: bool = False, trust_pickle: bool = False) -> Dict[str, torch.Tensor]:
     """Read a ``.safetensors`` or ``.pth`` file into a state dict, with errors that name the file.
-    Pickles are read with ``weights_only=True``: no code from the file runs."""
+    Pickles are read with ``weights_only=True``: no code from the file runs, and a file holding other Python
+    objects is refused. ``trust_pickle=True`` (only for files from a source you trust) unpickles anything."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f'checkpoint file not found: {path}')
@@ -58,12 +59,13 @@ def read_checkpoint(path: str, mmap: bool = False) -> Dict[str, torch.Tensor]:
             import safetensors.torch
             checkpoint = safetensors.torch.load_file(path)
         else:
-            checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
+            checkpoint = torch.load(path, map_location='cpu', weights_only=not trust_pickle, mmap=mmap)
     except pickle.UnpicklingError as e:
         if 'allowed global' in str(e) or 'Unsupported global' in str(e):
             raise CheckpointError(
                 f'checkpoint {path} holds Python objects other than tensors, which are not loaded from '
-                f'untrusted files; re-save it as a plain state dict ({str(e).splitlines()[0]})') from e
+                f'untrusted files; re-save it as a plain state dict, or pass trust_pickle=True if you trust its '
+                f'source ({str(e).splitlines()[0]})') from e
         # torch's text advises weights_only=False, which is wrong advice for a file that is not a checkpoint
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         reason = next((b for a, b in zip(lines, lines[1:]) if a.endswith('WeightsUnpickler error:')), lines[0])
@@ -116,16 +118,22 @@ def checkpoint_filter_for(model: nn.Module):
 
 
 def load_checkpoint(model: nn.Module, path_or_state_dict, strict: bool = True,
-                    source: Optional[str] = None) -> nn.Module:
+                    source: Optional[str] = None, checksum: Optional[str] = None,
+                    trust_pickle: bool = False) -> nn.Module:
     """Load an official or zoo checkpoint (file path or state dict) into a zoo model.
 
     The family's checkpoint filter maps official key names; with ``strict`` the whole state dict is
     checked before any tensor is copied, so a checkpoint that does not fit raises and leaves the model as
-    it was."""
+    it was. ``checksum`` (a file's sha256, or its first 8+ hex digits) is verified before the file is read."""
     if isinstance(path_or_state_dict, (str, os.PathLike)):
         source = source or os.fspath(path_or_state_dict)
-        state_dict = read_checkpoint(path_or_state_dict)
+        if checksum:
+            from .hub import verify_checksum
+            verify_checksum(path_or_state_dict, checksum)
+        state_dict = read_checkpoint(path_or_state_dict, trust_pickle=trust_pickle)
     else:
+        if checksum:
+            raise ValueError('checksum verifies a file; a state dict was given')
         state_dict = unwrap_state_dict(path_or_state_dict, source=source or 'state dict')
     state_dict = checkpoint_filter_for(model)(state_dict, model)
     if strict:

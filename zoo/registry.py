@@ -43,6 +43,11 @@ def register_zoo_model(fn: Callable) -> Callable:
                            f'{_entrypoints[name].__module__})')
     family_cfgs = getattr(sys.modules[fn.__module__], 'default_cfgs', {})
     if name in family_cfgs:
+        for tag, cfg in family_cfgs[name].cfgs.items():
+            # timm completes an org-only hub id ('timm/') with the registry name, which would give
+            # 'timm/zoo/<name>.<tag>'; the file sits under the plain name
+            if cfg.hf_hub_id and cfg.hf_hub_id.endswith('/'):
+                cfg.hf_hub_id = f'{cfg.hf_hub_id}{name}.{tag}' if tag else f'{cfg.hf_hub_id}{name}'
         default_cfgs[timm_name(name)] = family_cfgs[name]
 
     def entrypoint(pretrained=False, **kwargs):

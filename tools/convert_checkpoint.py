@@ -1,0 +1,81 @@
+#!/usr/bin/env python
+"""Turn an authors' checkpoint file into a zoo Hub folder in timm's layout, and check it.
+
+    python tools/convert_checkpoint.py lsnet_t lsnet_t.pth out/lsnet_t.in1k --tag in1k
+    python tools/convert_checkpoint.py unireplknet_t unireplknet_t_in1k_224_acc83.21.pth out/ut --deploy
+
+The file is loaded through the family's checkpoint filter (every key checked), optionally turned into the
+deploy form, written with timm's ``save_for_hf`` (config.json, model.safetensors) plus a model card, then
+loaded back through ``timm.create_model('local-dir:<folder>', pretrained=True)``. The logits of the reloaded
+model on a fixed random batch must equal those of the converted model exactly, and a deploy form must be within
+``--tolerance`` of the train form; otherwise the folder is removed and the tool fails. The sha256 of
+model.safetensors is printed for ``hub_sha256`` in checkpoints/manifest.toml.
+"""
+import argparse
+import shutil
+import sys
+
+import timm
+import torch
+
+import zoo
+from zoo.hub import manifest_entry, save_for_hub
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('model', help='zoo model name, e.g. lsnet_t')
+    p.add_argument('checkpoint', help='the official (or zoo) checkpoint file, .pth or .safetensors')
+    p.add_argument('output', help='folder to write (config.json, model.safetensors, README.md)')
+    p.add_argument('--tag', default=None, help='pretrained tag (default: the model\'s first), e.g. in1k')
+    p.add_argument('--num-classes', type=int, default=None, help='classes in the file (default: the tag\'s)')
+    p.add_argument('--deploy', action='store_true',
+                   help='publish the deploy form; the family must accept deploy=True (UniRepLKNet)')
+    p.add_argument('--check-size', type=int, default=None, help='input size for the check (default: the tag\'s)')
+    p.add_argument('--tolerance', type=float, default=1e-4, help='max abs logit error, deploy vs train form')
+    return p.parse_args(argv)
+
+
+@torch.no_grad()
+def convert(args) -> str:
+    name = zoo.timm_name(args.model)
+    tag = args.tag or timm.models.get_pretrained_cfg(name).tag
+    full = f'{name}.{tag}' if tag else name
+    kwargs = {} if args.num_classes is None else {'num_classes': args.num_classes}
+    model = timm.create_model(full, pretrained=True, pretrained_cfg_overlay=dict(file=args.checkpoint), **kwargs)
+    model.eval()
+    size = args.check_size or model.pretrained_cfg['input_size'][-1]
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    expected = model(x)
+    if args.deploy:
+        try:
+            built = timm.create_model(full, deploy=True, **kwargs)
+        except TypeError as e:
+            raise SystemExit(f'{args.model} has no deploy-form constructor (deploy=True): publish the train form '
+                             f'and call zoo.reparameterize after loading ({e})')
+        deploy = zoo.reparameterize(model)
+        built.load_state_dict(deploy.state_dict())
+        model = built.eval()
+        err = (model(x) - expected).abs().max().item()
+        print(f'deploy form vs train form: max abs logit error {err:.2e}')
+        if err > args.tolerance:
+            raise SystemExit(f'deploy form differs from the train form by {err:.2e} > {args.tolerance}')
+        expected = model(x)
+    entry = manifest_entry(args.model, tag) if tag else None
+    digest = save_for_hub(model, args.output, deploy=args.deploy, entry=entry)
+    reloaded = timm.create_model(f'local-dir:{args.output}', pretrained=True).eval()
+    err = (reloaded(x) - expected).abs().max().item()
+    if err != 0.0:
+        shutil.rmtree(args.output)
+        raise SystemExit(f'the reloaded folder gives different logits (max abs {err:.2e}); removed {args.output}')
+    print(f'wrote {args.output}: reloaded through local-dir:, logits identical ({size} px)')
+    print(f'model.safetensors sha256 = "{digest}"  (hub_sha256 for {args.model}.{tag} in checkpoints/manifest.toml)')
+    return digest
+
+
+def main(argv=None):
+    return convert(parse_args(argv))
+
+
+if __name__ == '__main__':
+    sys.exit(0 if main() else 1)
