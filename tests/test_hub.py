@@ -277,3 +277,11 @@ def test_push_uploads_the_folder(tmp_path, monkeypatch):
     (folder / 'model.safetensors').unlink()
     with pytest.raises(FileNotFoundError, match='model.safetensors is missing'):
         push_tool.main([str(folder), 'me/lsnet_t'])
+
+
+def test_model_card_leaves_the_model_as_it_was():
+    model = timm.create_model('zoo/lsnet_t').train()
+    card = zoo.hub.model_card(model, 'zoo/lsnet_t', 'ab' * 32)
+    assert model.training
+    assert 'library_name: timm' in card and 'license: mit' in card and 'FLOPs: 0.63G at 224 px' in card
+    assert 'https://arxiv.org/abs/2503.23135' in card

@@ -143,7 +143,9 @@ def model_card(model: nn.Module, name: str, sha256: str, entry: Optional[Dict] =
                   + (f' (sha256 {entry["sha256"]})' if entry['sha256'] else '')]
     from .benchmark import count_flops
     size = cfg.get('input_size', (3, 224, 224))
+    training = model.training
     gflops = count_flops(model.eval(), torch.zeros(1, *size)) / 1e9
+    model.train(training)
     paper = cfg.get('paper_ids', '')
     arxiv = paper.split(':', 1)[1] if paper.startswith('arXiv:') else ''
     lines += [f'- Parameters: {params / 1e6:.2f}M', f'- FLOPs: {gflops:.2f}G at {size[-1]} px (1 multiply-add = 2)',
