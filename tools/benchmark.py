@@ -45,17 +45,22 @@ def expand(patterns):
     return names
 
 
-def main_large_kernel(args):
-    rows = large_kernel_table(LARGE_KERNEL_SHAPES, kernel_size=args.kernel_size, threads=args.threads,
-                              warmup=args.warmup, repeats=args.repeats,
-                              progress=lambda s: print(f'measuring {s} ...', file=sys.stderr))
-    table = kernel_table_markdown(rows)
-    print(f'CPU, {args.threads} threads, fp32; median of {args.repeats}; error against a float64 direct conv; '
-          f'"dilated branches" is the train form of the Dilated Reparam Block, before merging\n')
+def report(args, table: str, header: str) -> None:
+    """Print the table under its header; with --markdown also write it to that file."""
+    print(header + '\n')
     print(table)
     if args.markdown:
         with open(args.markdown, 'w') as f:
             f.write(table + '\n')
+
+
+def main_large_kernel(args):
+    rows = large_kernel_table(LARGE_KERNEL_SHAPES, kernel_size=args.kernel_size, threads=args.threads,
+                              warmup=args.warmup, repeats=args.repeats,
+                              progress=lambda s: print(f'measuring {s} ...', file=sys.stderr))
+    report(args, kernel_table_markdown(rows),
+           f'CPU, {args.threads} threads, fp32; median of {args.repeats}; error against a float64 direct conv; '
+           f'"dilated branches" is the train form of the Dilated Reparam Block, before merging')
     return rows
 
 
@@ -68,13 +73,9 @@ def main(argv=None):
                      img_size=args.img_size,
                      batch_size=args.batch_size, threads=args.threads, warmup=args.warmup,
                      repeats=args.repeats, progress=lambda s: print(f'measuring {s} ...', file=sys.stderr))
-    table = to_markdown(rows)
-    print(f'CPU, {args.threads} threads, fp32, {args.img_size}px; latency: batch 1 median of {args.repeats}; '
-          f'speed-up: reference latency / latency (see the ratio column)\n')
-    print(table)
-    if args.markdown:
-        with open(args.markdown, 'w') as f:
-            f.write(table + '\n')
+    report(args, to_markdown(rows),
+           f'CPU, {args.threads} threads, fp32, {args.img_size}px; latency: batch 1 median of {args.repeats}; '
+           f'speed-up: reference latency / latency (see the ratio column)')
     if args.csv:
         with open(args.csv, 'w') as f:
             f.write(to_csv(rows))

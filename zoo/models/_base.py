@@ -7,7 +7,8 @@ its ``num_features`` (``num_features`` of the model when it has none). ``reset_c
 rest of timm's model contract (features, intermediates, pruning, grad checkpointing, parameter groups)
 lives here once.
 """
-from typing import Iterable, List, Optional, Union
+import re
+from typing import Callable, Iterable, List, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -17,7 +18,21 @@ from timm.models._features import feature_take_indices
 
 from ..layers import check_input
 
-__all__ = ['Stage', 'StagedBackbone']
+__all__ = ['Stage', 'StagedBackbone', 'official_staged_key']
+
+
+def official_staged_key(key: str, block_key: Callable[[str], str]) -> str:
+    """Map a key of the layout the ConvNeXt and UniRepLKNet authors share (``downsample_layers.0`` the stem,
+    ``downsample_layers.i`` the downsampling of stage i, ``stages.i.j`` the blocks, ``norm`` and ``head`` the
+    head) to the zoo's; ``block_key`` maps what follows ``stages.i.j.``."""
+    m = re.match(r'^downsample_layers\.(\d)\.(\d)\.(.*)$', key)
+    if m:
+        return f'stem.{m[2]}.{m[3]}' if m[1] == '0' else f'stages.{m[1]}.downsample.{m[2]}.{m[3]}'
+    m = re.match(r'^stages\.(\d)\.(\d+)\.(.*)$', key)
+    if m:
+        return f'stages.{m[1]}.blocks.{m[2]}.{block_key(m[3])}'
+    key = re.sub(r'^norm\.', 'head.norm.', key)
+    return re.sub(r'^head\.(weight|bias)$', r'head.fc.\1', key)
 
 
 class Stage(nn.Module):
@@ -54,6 +69,14 @@ class StagedBackbone(nn.Module):
             trunc_normal_(m.weight, std=0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+    @torch.no_grad()
+    def _scale_classifier(self, scale: float) -> None:
+        """The authors' ``head_init_scale``: the freshly initialized classifier's weight and bias times ``scale``."""
+        fc = self.get_classifier()
+        if isinstance(fc, nn.Linear):
+            fc.weight.mul_(scale)
+            fc.bias.mul_(scale)
 
     def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_chans, self.arch)

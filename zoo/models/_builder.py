@@ -38,7 +38,7 @@ def resolve_weights_file(cfg, checksum: Optional[str] = None) -> Optional[str]:
     elif cfg.hf_hub_id:
         checksum = checksum or expected_checksum(cfg.hf_hub_id, cfg.hf_hub_filename)
         if checksum or cfg.source == 'hf-hub':
-            path = download_verified(cfg.hf_hub_id, cfg.hf_hub_filename, checksum)
+            path = download_verified(cfg.hf_hub_id, cfg.hf_hub_filename)  # checked once, below
     elif cfg.url:
         checksum = checksum or expected_checksum(url=cfg.url)
         if checksum:

@@ -23,7 +23,7 @@ from ..checkpoint import check_pretrained
 from ..layers import (FoldedCopy, FusedMlp, LayerNorm2d, NormConv, NormLinear, fold_affine_into_next, fold_scale_into_prev,
                       norm_affine)
 from ..registry import register_zoo_model
-from ._base import Stage, StagedBackbone
+from ._base import Stage, StagedBackbone, official_staged_key
 from ._builder import build_zoo_model
 
 __all__ = ['ConvNeXt', 'ConvNeXtBlock']
@@ -87,10 +87,7 @@ class ConvNeXt(StagedBackbone):
         self.stages = nn.Sequential(*stages)
         self.reset_classifier(num_classes, global_pool)
         self.apply(self._init_weights)
-        if isinstance(self.head, NormLinear) and isinstance(self.head.fc, nn.Linear):
-            with torch.no_grad():
-                self.head.fc.weight.mul_(head_init_scale)
-                self.head.fc.bias.mul_(head_init_scale)
+        self._scale_classifier(head_init_scale)
 
     def _make_head(self, num_classes: int) -> nn.Module:
         # the head's LayerNorm stays when num_classes=0 (timm's pre-logits)
@@ -100,23 +97,16 @@ class ConvNeXt(StagedBackbone):
 _OFFICIAL_BLOCK = {'dwconv': 'conv_dw', 'pwconv1': 'mlp.fc1', 'pwconv2': 'mlp.fc2', 'norm': 'norm', 'gamma': 'gamma'}
 
 
-def _official_key(key: str) -> str:
-    """Map a key of the official layout (downsample_layers / stages.i.j / norm / head) to the zoo's."""
-    m = re.match(r'^downsample_layers\.(\d)\.(\d)\.(.*)$', key)
-    if m:
-        return f'stem.{m[2]}.{m[3]}' if m[1] == '0' else f'stages.{m[1]}.downsample.{m[2]}.{m[3]}'
-    m = re.match(r'^stages\.(\d)\.(\d+)\.(\w+)(.*)$', key)
-    if m and m[3] in _OFFICIAL_BLOCK:
-        return f'stages.{m[1]}.blocks.{m[2]}.{_OFFICIAL_BLOCK[m[3]]}{m[4]}'
-    key = re.sub(r'^norm\.', 'head.norm.', key)
-    return re.sub(r'^head\.(weight|bias)$', r'head.fc.\1', key)
+def _official_block_key(rest: str) -> str:
+    m = re.match(r'^(\w+)(.*)$', rest)
+    return _OFFICIAL_BLOCK.get(m[1], m[1]) + m[2]
 
 
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
     """Official files (``{'model': ...}``, unwrapped by the loader), timm's files (the zoo's names; atto to
     nano hold their MLP as 1x1 convs) and zoo files load; the result is checked before anything is copied."""
     if 'downsample_layers.0.0.weight' in state_dict:
-        state_dict = {_official_key(k): v for k, v in state_dict.items()}
+        state_dict = {official_staged_key(k, _official_block_key): v for k, v in state_dict.items()}
     out = {}
     for k, v in state_dict.items():
         if re.search(r'\.mlp\.fc[12]\.weight$', k) and v.ndim == 4:

@@ -15,6 +15,7 @@ Layout: blocks run on NCHW storage. oneDNN's direct depthwise kernel computes th
 1.7-2.9x faster on NCHW storage than on channels-last storage, and FFT or row decompositions are slower still
 (``tools/benchmark.py --large-kernel``, docs/unireplknet.md).
 """
+import functools
 import re
 from typing import Dict, Optional, Sequence
 
@@ -28,7 +29,7 @@ from ..checkpoint import CheckpointMismatchError, check_pretrained
 from ..layers import (DilatedReparamBlock, FoldedCopy, FusedLinear, GlobalResponseNorm, LayerNorm2d, NormLinear,
                       fold_affine_into_next, fold_bn_into_prev, fold_scale_into_prev)
 from ..registry import register_zoo_model
-from ._base import Stage, StagedBackbone
+from ._base import Stage, StagedBackbone, official_staged_key
 from ._builder import build_zoo_model
 
 __all__ = ['UniRepLKNet', 'UniRepLKNetBlock', 'default_kernel_sizes']
@@ -159,10 +160,7 @@ class UniRepLKNet(StagedBackbone):
         self.stages = nn.Sequential(*stages)
         self.reset_classifier(num_classes, global_pool)
         self.apply(self._init_weights)
-        if isinstance(self.head, NormLinear) and isinstance(self.head.fc, nn.Linear):
-            with torch.no_grad():
-                self.head.fc.weight.mul_(head_init_scale)
-                self.head.fc.bias.mul_(head_init_scale)
+        self._scale_classifier(head_init_scale)
 
     def _make_head(self, num_classes: int) -> nn.Module:
         return NormLinear(nn.LayerNorm(self.num_features, eps=1e-6), self.num_features, num_classes, self.drop_rate)
@@ -179,21 +177,11 @@ _OFFICIAL_BLOCK = [
 _OFFICIAL_DEPLOY_BLOCK = [(r'dwconv\.lk_origin\.', 'conv_dw.')] + _OFFICIAL_BLOCK
 
 
-def _official_key(key: str, deploy: bool) -> str:
-    """Map a key of the official layout (downsample_layers / stages.i.j / norm / head) to the zoo's."""
-    m = re.match(r'^downsample_layers\.(\d)\.(\d)\.(.*)$', key)
-    if m:
-        return f'stem.{m[2]}.{m[3]}' if m[1] == '0' else f'stages.{m[1]}.downsample.{m[2]}.{m[3]}'
-    m = re.match(r'^stages\.(\d)\.(\d+)\.(.*)$', key)
-    if m:
-        rest = m[3]
-        for pattern, repl in _OFFICIAL_DEPLOY_BLOCK if deploy else _OFFICIAL_BLOCK:
-            if re.match(pattern, rest):
-                rest = re.sub('^' + pattern, repl, rest)
-                break
-        return f'stages.{m[1]}.blocks.{m[2]}.{rest}'
-    key = re.sub(r'^norm\.', 'head.norm.', key)
-    return re.sub(r'^head\.(weight|bias)$', r'head.fc.\1', key)
+def _official_block_key(rest: str, deploy: bool) -> str:
+    for pattern, repl in _OFFICIAL_DEPLOY_BLOCK if deploy else _OFFICIAL_BLOCK:
+        if re.match(pattern, rest):
+            return re.sub('^' + pattern, repl, rest)
+    return rest
 
 
 def _is_deploy_state(state_dict: Dict[str, torch.Tensor], block_norm: str) -> bool:
@@ -207,7 +195,8 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) 
     same form: ``deploy=True`` builds the deploy form, ``zoo.reparameterize`` turns a loaded train form into it."""
     if 'downsample_layers.0.0.weight' in state_dict:
         deploy_state = _is_deploy_state(state_dict, r'^stages\.\d+\.\d+\.norm\.running_var$')
-        state_dict = {_official_key(k, deploy_state): v for k, v in state_dict.items()}
+        block_key = functools.partial(_official_block_key, deploy=deploy_state)
+        state_dict = {official_staged_key(k, block_key): v for k, v in state_dict.items()}
         state_dict = {k: v.flatten() if k.endswith('.mlp.grn.weight') or k.endswith('.mlp.grn.bias') else v
                       for k, v in state_dict.items()}
     else:
