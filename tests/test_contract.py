@@ -19,16 +19,19 @@ def create(name, **kwargs):
 def test_pretrained_cfg_has_every_field(model_name):
     cfg = create(model_name).pretrained_cfg
     for key in ('input_size', 'mean', 'std', 'crop_pct', 'interpolation', 'num_classes', 'classifier',
-                'first_conv', 'hf_hub_id'):
+                'first_conv'):
         assert cfg.get(key) is not None, key
+    assert cfg.get('hf_hub_id') or cfg.get('url')  # where the weights come from
     model = create(model_name)
     assert isinstance(model.get_submodule(cfg['first_conv']), torch.nn.Conv2d)
     assert isinstance(model.get_submodule(cfg['classifier']), torch.nn.Linear)
     assert model.get_submodule(cfg['classifier']).out_features == cfg['num_classes']
 
 
-@pytest.mark.parametrize('out_indices', [(0, 1, 2, 3), (1, 3), (-1,)])
-def test_features_only_matches_feature_info(model_name, out_indices):
+@pytest.mark.parametrize('which', ['all', 'pair', 'last'])
+def test_features_only_matches_feature_info(model_name, which):
+    n = len(create(model_name).feature_info)
+    out_indices = {'all': tuple(range(n)), 'pair': (1, n - 1), 'last': (-1,)}[which]
     model = create(model_name, features_only=True, out_indices=out_indices).eval()
     full = create(model_name)
     expected = [full.feature_info[i] for i in out_indices]
@@ -61,12 +64,16 @@ def test_forward_intermediates_agree_with_features(model_name):
     x = torch.randn(1, 3, SMALL, SMALL)
     with torch.no_grad():
         final, inter = model.forward_intermediates(x)
+        _, normed = model.forward_intermediates(x, norm=True)
         only = model.forward_intermediates(x, indices=[0, 2], intermediates_only=True)
         last = model.forward_intermediates(x, indices=1, stop_early=True, intermediates_only=True)
         feats = model.forward_features(x)
     assert len(inter) == len(model.feature_info)
     torch.testing.assert_close(final, feats)
-    torch.testing.assert_close(inter[-1], feats)
+    # norm=True applies the final norm (where the model has one) to the last stage's map only, as timm
+    torch.testing.assert_close(normed[-1], feats)
+    for a, b in zip(inter[:-1], normed[:-1]):
+        torch.testing.assert_close(a, b)
     torch.testing.assert_close(only[0], inter[0])
     torch.testing.assert_close(only[1], inter[2])
     torch.testing.assert_close(last[0], inter[-1])

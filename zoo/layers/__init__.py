@@ -1,6 +1,8 @@
 from .checks import check_input
-from .conv_bn import (DILATED_BRANCHES, BNLinear, ConvBN, DilatedReparamBlock, NormConv, NormLinear, RepVGGDW,
-                      dilate_kernel)
+from .attention import naive_attention, pad_to_multiple
+from .conv_bn import (DILATED_BRANCHES, BNLinear, ConvBN, ConvBNFFN, DilatedReparamBlock, NormConv, NormLinear,
+                      RepVGGDW, ResidualConvBN, dilate_kernel)
+from .deform import DeformConv2dPack
 from .fold import (FoldedCopy, fold_affine_into_next, fold_bn, fold_bn_into_prev, fold_scale_into_prev,
                    norm_affine)
 from .large_kernel import DEPTHWISE_METHODS, depthwise_conv
@@ -8,8 +10,8 @@ from .norm import GlobalResponseNorm, LayerNorm2d
 from .onednn import FusedLinear, FusedMlp, onednn_available
 
 __all__ = [
-    'BNLinear', 'ConvBN', 'DEPTHWISE_METHODS', 'DILATED_BRANCHES', 'DilatedReparamBlock', 'FoldedCopy', 'FusedLinear', 'FusedMlp',
-    'GlobalResponseNorm', 'LayerNorm2d', 'NormConv', 'NormLinear', 'RepVGGDW', 'check_input', 'depthwise_conv', 'dilate_kernel',
+    'BNLinear', 'ConvBN', 'ConvBNFFN', 'DEPTHWISE_METHODS', 'DeformConv2dPack', 'DILATED_BRANCHES', 'DilatedReparamBlock', 'FoldedCopy', 'FusedLinear', 'FusedMlp',
+    'GlobalResponseNorm', 'LayerNorm2d', 'NormConv', 'NormLinear', 'RepVGGDW', 'ResidualConvBN', 'check_input', 'depthwise_conv', 'dilate_kernel',
     'fold_affine_into_next', 'fold_bn', 'fold_bn_into_prev', 'fold_scale_into_prev', 'norm_affine',
-    'onednn_available',
+    'naive_attention', 'onednn_available', 'pad_to_multiple',
 ]

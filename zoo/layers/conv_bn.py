@@ -11,7 +11,7 @@ from timm.layers import trunc_normal_
 
 from .fold import fold_affine_into_next, fold_bn, fold_bn_into_prev, norm_affine
 
-__all__ = ['ConvBN', 'BNLinear', 'DILATED_BRANCHES', 'DilatedReparamBlock', 'NormConv', 'NormLinear', 'RepVGGDW', 'dilate_kernel']
+__all__ = ['ConvBN', 'ConvBNFFN', 'ResidualConvBN', 'BNLinear', 'DILATED_BRANCHES', 'DilatedReparamBlock', 'NormConv', 'NormLinear', 'RepVGGDW', 'dilate_kernel']
 
 
 class ConvBN(nn.Sequential):
@@ -27,6 +27,38 @@ class ConvBN(nn.Sequential):
 
     def fuse(self) -> nn.Conv2d:
         return fold_bn_into_prev(self.conv, self.bn)
+
+
+class ResidualConvBN(ConvBN):
+    """``x + bn(conv(x))`` for a depthwise, stride-1, same-padded Conv–BN; ``fuse()`` returns one biased conv
+    whose centre tap also carries the identity."""
+
+    def __init__(self, dim, kernel_size=3, bn_weight_init=1.0):
+        super().__init__(dim, dim, kernel_size, 1, kernel_size // 2, groups=dim, bn_weight_init=bn_weight_init)
+
+    def forward(self, x):
+        return x + super().forward(x)
+
+    @torch.no_grad()
+    def fuse(self) -> nn.Conv2d:
+        fused = super().fuse()
+        c = self.conv.kernel_size[0] // 2
+        fused.weight[:, 0, c, c] += 1.0
+        return fused
+
+
+class ConvBNFFN(nn.Module):
+    """1x1 Conv–BN, ReLU, 1x1 Conv–BN (the LeViT-style FFN of LSNet and SHViT); the second BN starts at zero
+    so that a residual FFN starts as the identity."""
+
+    def __init__(self, dim, hidden_dim):
+        super().__init__()
+        self.pw1 = ConvBN(dim, hidden_dim)
+        self.act = nn.ReLU()
+        self.pw2 = ConvBN(hidden_dim, dim, bn_weight_init=0.0)
+
+    def forward(self, x):
+        return self.pw2(self.act(self.pw1(x)))
 
 
 class NormConv(nn.Sequential):

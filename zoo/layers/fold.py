@@ -24,8 +24,8 @@ def fold_bn(bn: nn.modules.batchnorm._BatchNorm) -> Tuple[torch.Tensor, torch.Te
 def norm_affine(norm: nn.Module) -> Tuple[torch.Tensor, torch.Tensor, Optional[nn.Module]]:
     """Split an eval-mode norm into (scale, shift, rest): ``norm(x) == rest(x) * scale + shift``.
 
-    ``rest`` is None for a BatchNorm (nothing is left) and the same LayerNorm without affine parameters for a
-    LayerNorm (the standardization stays)."""
+    ``rest`` is None for a BatchNorm (nothing is left) and the same LayerNorm or GroupNorm without affine
+    parameters for a LayerNorm or GroupNorm (the standardization stays)."""
     if isinstance(norm, nn.modules.batchnorm._BatchNorm):
         return (*fold_bn(norm), None)
     if isinstance(norm, nn.LayerNorm):
@@ -37,6 +37,11 @@ def norm_affine(norm: nn.Module) -> Tuple[torch.Tensor, torch.Tensor, Optional[n
             return torch.ones(n), torch.zeros(n), rest
         shift = norm.bias if norm.bias is not None else torch.zeros_like(norm.weight)
         return norm.weight, shift, rest
+    if isinstance(norm, nn.GroupNorm):
+        rest = nn.GroupNorm(norm.num_groups, norm.num_channels, eps=norm.eps, affine=False)
+        if not norm.affine:
+            return torch.ones(norm.num_channels), torch.zeros(norm.num_channels), rest
+        return norm.weight, norm.bias, rest
     raise TypeError(f'no affine fold for {type(norm).__name__}')
 
 

@@ -1,4 +1,4 @@
 """Every family module; importing one registers its variants."""
-from . import convnext, fasternet, inceptionnext, lsnet, unireplknet
+from . import biformer, convnext, fasternet, inceptionnext, litv2, lsnet, shvit, unireplknet
 
-__all__ = ['convnext', 'fasternet', 'inceptionnext', 'lsnet', 'unireplknet']
+__all__ = ['biformer', 'convnext', 'fasternet', 'inceptionnext', 'litv2', 'lsnet', 'shvit', 'unireplknet']

@@ -1,7 +1,8 @@
 """What every hierarchical zoo backbone shares: a stem, stages of (downsample, blocks), a head.
 
 A family subclasses :class:`StagedBackbone`, builds ``stem``, ``stages`` (of :class:`Stage`) and
-``feature_info``, and implements ``_make_head(num_classes)``: a head over pooled features called as
+``feature_info`` (and ``norm``, a final NCHW norm that ``forward_features`` applies, where the family has
+one), and implements ``_make_head(num_classes)``: a head over pooled features called as
 ``head(x, pre_logits)``, whose final Linear is named by ``head_classifier`` and whose pre-logits width is
 its ``num_features`` (``num_features`` of the model when it has none). ``reset_classifier`` builds it. The
 rest of timm's model contract (features, intermediates, pruning, grad checkpointing, parameter groups)
@@ -16,9 +17,9 @@ from timm.layers import SelectAdaptivePool2d, trunc_normal_
 from timm.models import checkpoint_seq
 from timm.models._features import feature_take_indices
 
-from ..layers import check_input
+from ..layers import BNLinear, check_input
 
-__all__ = ['Stage', 'StagedBackbone', 'official_staged_key']
+__all__ = ['BNLinearHead', 'Stage', 'StagedBackbone', 'TokenStage', 'levit_unit_key', 'official_staged_key']
 
 
 def official_staged_key(key: str, block_key: Callable[[str], str]) -> str:
@@ -35,6 +36,15 @@ def official_staged_key(key: str, block_key: Callable[[str], str]) -> str:
     return re.sub(r'^head\.(weight|bias)$', r'head.fc.\1', key)
 
 
+def levit_unit_key(key: str) -> str:
+    """Map the LeViT-style unit names that the LSNet and SHViT releases (and timm's SHViT) share to the zoo's:
+    the ``Residual`` wrapper's ``.m.`` goes, ``Conv2d_BN``'s conv ``c`` is ``conv``, the head's Linear ``l``
+    is ``fc``."""
+    key = re.sub(r'\.m\.', '.', key)
+    key = re.sub(r'\.c\.weight$', '.conv.weight', key)
+    return re.sub(r'^head\.l\.', 'head.fc.', key)
+
+
 class Stage(nn.Module):
     """An optional downsampling layer, then a sequence of blocks (checkpointed when asked)."""
 
@@ -49,6 +59,20 @@ class Stage(nn.Module):
         if self.grad_checkpointing and not torch.jit.is_scripting():
             return checkpoint_seq(self.blocks, x)
         return self.blocks(x)
+
+
+class TokenStage(Stage):
+    """A stage whose blocks work on (B, H, W, C) tokens, as transformer blocks do: the downsampling layer
+    gets and the stage returns (B, C, H, W) maps. Both moves are permuted views, so the tokens stay where
+    they are in memory and the stage output is a channels-last NCHW map."""
+
+    def forward(self, x):
+        x = self.downsample(x).permute(0, 2, 3, 1)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            x = checkpoint_seq(self.blocks, x)
+        else:
+            x = self.blocks(x)
+        return x.permute(0, 3, 1, 2)
 
 
 class StagedBackbone(nn.Module):
@@ -110,13 +134,13 @@ class StagedBackbone(nn.Module):
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False):
-        return dict(
-            stem=r'^stem',
-            blocks=r'^stages\.(\d+)' if coarse else [
-                (r'^stages\.(\d+)\.downsample', (0,)),
-                (r'^stages\.(\d+)\.blocks\.(\d+)', None),
-            ],
-        )
+        blocks = r'^stages\.(\d+)' if coarse else [
+            (r'^stages\.(\d+)\.downsample', (0,)),
+            (r'^stages\.(\d+)\.blocks\.(\d+)', None),
+        ]
+        if not coarse and hasattr(self, 'norm'):
+            blocks.append((r'^norm', (99999,)))  # the final norm goes with the last blocks, as in timm
+        return dict(stem=r'^stem', blocks=blocks)
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True):
@@ -141,25 +165,50 @@ class StagedBackbone(nn.Module):
         take_indices, max_index = feature_take_indices(len(self.stages), indices)
         x = self.stem(self.prepare_input(x))
         stages = self.stages if torch.jit.is_scripting() or not stop_early else self.stages[:max_index + 1]
+        last = len(self.stages) - 1
         intermediates = []
         for i, stage in enumerate(stages):
             x = stage(x)
             if i in take_indices:
-                intermediates.append(x)
+                # as timm: ``norm`` applies the final norm to the last stage's map only
+                intermediates.append(self._final_norm(x) if norm and i == last else x)
         if intermediates_only:
             return intermediates
-        return x, intermediates
+        return self._final_norm(x), intermediates
+
+    def _final_norm(self, x):
+        norm = getattr(self, 'norm', None)
+        return x if norm is None else norm(x)
 
     def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
                                   prune_head: bool = True):
         take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        # the final norm belongs to the last stage's map: it goes when asked or when that stage goes
+        if hasattr(self, 'norm') and (prune_norm or max_index < len(self.stages) - 1):
+            self.norm = nn.Identity()
         self.stages = self.stages[:max_index + 1]
         if prune_head:
             self.reset_classifier(0, '')
         return take_indices
 
     def forward_features(self, x):
-        return self.stages(self.stem(self.prepare_input(x)))
+        return self._final_norm(self.stages(self.stem(self.prepare_input(x))))
 
     def forward(self, x):
         return self.forward_head(self.forward_features(x))
+
+
+class BNLinearHead:
+    """Mixin for a :class:`StagedBackbone` whose head is LeViT's BatchNorm1d + Linear (LSNet, SHViT): one unit
+    that folds into one Linear, so the classifier is all of it and the pre-logits are the pooled features."""
+
+    def _make_head(self, num_classes: int) -> nn.Module:
+        return BNLinear(self.num_features, num_classes, drop=self.drop_rate) if num_classes else nn.Identity()
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def forward_head(self, x, pre_logits: bool = False):
+        x = self.global_pool(x)
+        return x if pre_logits else self.head(x)

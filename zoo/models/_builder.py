@@ -41,7 +41,10 @@ def resolve_weights_file(cfg, checksum: Optional[str] = None) -> Optional[str]:
             path = download_verified(cfg.hf_hub_id, cfg.hf_hub_filename)  # checked once, below
     elif cfg.url:
         checksum = checksum or expected_checksum(url=cfg.url)
-        if checksum:
+        shared_name = _share_link_file(cfg.url)
+        if shared_name:
+            path = _download_as(cfg.url, shared_name)
+        elif checksum:
             from timm.models._hub import download_cached_file
             path = download_cached_file(cfg.url)
     if path is None:
@@ -50,6 +53,29 @@ def resolve_weights_file(cfg, checksum: Optional[str] = None) -> Optional[str]:
         verify_checksum(path, checksum)
     # memory-mapped for pickles, so nearly free; timm reads the file again to load it
     read_checkpoint(path, mmap=not path.endswith('.safetensors'))
+    return path
+
+
+def _share_link_file(url: str) -> Optional[str]:
+    """The file name to cache a share-link download under (the manifest's name for it): a OneDrive share link
+    serves every file as 'content', so timm's cache, keyed by the URL's last component, would mix them up."""
+    if not url.endswith('/root/content'):
+        return None
+    from ..hub import read_manifest
+
+    entry = next((e for e in read_manifest() if e['source'] == url), None)
+    if entry is None:
+        raise ValueError(f'{url} is a share link without a file name; add it to the manifest')
+    return entry['file']
+
+
+def _download_as(url: str, filename: str) -> str:
+    import torch
+    from timm.models._hub import get_cache_dir
+
+    path = os.path.join(get_cache_dir(), filename)
+    if not os.path.exists(path):
+        torch.hub.download_url_to_file(url, path, progress=True)
     return path
 
 

@@ -24,9 +24,9 @@ from timm.layers import DropPath, SEModule, calculate_drop_path_rates
 from timm.models import generate_default_cfgs
 
 from ..checkpoint import check_pretrained
-from ..layers import BNLinear, ConvBN, RepVGGDW
+from ..layers import ConvBN, ConvBNFFN, RepVGGDW
 from ..registry import register_zoo_model
-from ._base import Stage, StagedBackbone
+from ._base import BNLinearHead, Stage, StagedBackbone, levit_unit_key
 from ._builder import build_zoo_model
 
 __all__ = ['LSNet', 'LSConv', 'small_kernel_aggregation']
@@ -164,17 +164,6 @@ class Attention(nn.Module):
         return self.proj(x)
 
 
-class FFN(nn.Module):
-    def __init__(self, dim, hidden_dim):
-        super().__init__()
-        self.pw1 = ConvBN(dim, hidden_dim)
-        self.act = nn.ReLU()
-        self.pw2 = ConvBN(hidden_dim, dim, bn_weight_init=0.0)
-
-    def forward(self, x):
-        return self.pw2(self.act(self.pw1(x)))
-
-
 class LSNetBlock(nn.Module):
     """Even blocks: RepVGG depthwise mixer + squeeze-excite. Odd blocks: LS convolution, or attention in the
     last stage. Then a 2x FFN. Every mixer but RepVGGDW (whose shortcut is part of its merged kernel) and the
@@ -192,7 +181,7 @@ class LSNetBlock(nn.Module):
                 self.mixer = LSConv(dim)
             self.se = nn.Identity()
         self.mixer_has_shortcut = isinstance(self.mixer, RepVGGDW)
-        self.ffn = FFN(dim, dim * 2)
+        self.ffn = ConvBNFFN(dim, dim * 2)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x):
@@ -215,7 +204,7 @@ def _lsnet_stage(in_dim, dim, depth, key_dim, num_heads, attn_ratio, resolution,
         LSNetBlock(dim, key_dim, num_heads, attn_ratio, resolution, stage_idx, j, dpr[j]) for j in range(depth)])
 
 
-class LSNet(StagedBackbone):
+class LSNet(BNLinearHead, StagedBackbone):
     arch = 'LSNet'
 
     def __init__(
@@ -259,22 +248,10 @@ class LSNet(StagedBackbone):
         self.stages = nn.Sequential(*stages)
         self.reset_classifier(num_classes, global_pool)
 
-    def _make_head(self, num_classes: int) -> nn.Module:
-        return BNLinear(self.num_features, num_classes, drop=self.drop_rate) if num_classes else nn.Identity()
-
     @torch.jit.ignore
     def no_weight_decay(self):
         return {k for k, _ in self.named_parameters() if 'attention_biases' in k}
 
-    # the head is BN + Linear, one unit that folds into one Linear: the classifier is all of it, and its
-    # pre-logits are the pooled features
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def forward_head(self, x, pre_logits: bool = False):
-        x = self.global_pool(x)
-        return x if pre_logits else self.head(x)
 
 
 def _merge_distillation_head(state_dict: Dict[str, torch.Tensor], eps: float = 1e-5) -> Dict[str, torch.Tensor]:
@@ -312,9 +289,7 @@ def _official_key(key: str) -> Optional[str]:
             key = f'stages.{stage}.downsample.{idx}.{rest}'
         else:
             key = f'stages.{stage}.blocks.{idx - 2 if stage > 0 else idx}.{rest}'
-    key = re.sub(r'\.m\.', '.', key)  # the official Residual wrapper
-    key = re.sub(r'\.c\.weight$', '.conv.weight', key)  # Conv2d_BN's conv
-    return re.sub(r'^head\.l\.', 'head.fc.', key)
+    return levit_unit_key(key)
 
 
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:

@@ -1,0 +1,266 @@
+"""BiFormer: Vision Transformer with Bi-Level Routing Attention (Zhu et al., CVPR 2023), official code:
+rayleizhu/BiFormer.
+
+Stem: two 3x3 stride-2 Conv–BNs with a GELU between; each later stage opens with a 3x3 stride-2 Conv–BN.
+Every block adds a 3x3 depthwise conv position embedding, then pre-norm attention and a 3x MLP on
+(B, H, W, C) tokens (LayerNorm eps 1e-6). Stages 1-3 use Bi-Level Routing Attention (BRA): the map is cut
+into an ``n_win x n_win`` grid of regions; region-level queries and keys (the mean over each region) give a
+region affinity, and each region keeps its ``topk`` most related regions; every token of a region then
+attends to all tokens of those regions (token-to-token attention on the gathered keys/values). A 5x5
+depthwise conv over the values (local context enhancement, LCE) is added to the attention output before
+the output projection. The last stage uses plain 8-head attention plus the same LCE over its input. The
+head: BatchNorm, global average pool, Linear.
+
+Released: n_win 7 (the authors use 16 for COCO and 8 for ADE20K through the ``n_win`` argument), topk
+1, 4, 16 in stages 1-3, head width 32, no key/value downsampling, and the BRA scale ``qk_dim ** -0.5``
+(the full key width, not the head width, as released; the routing uses the same scale).
+
+As in the authors' dense-prediction backbones (``auto_pad``), BRA zero-pads its input (after the norm) to a
+multiple of ``n_win`` and crops back, so any input size runs; at sizes with no padding (224) this is the
+classification model. Attention runs through ``scaled_dot_product_attention``: BRA as one call over
+(batch x regions, heads) with the gathered keys/values, the last stage as one call over the whole map.
+
+Deploy form: the stem and downsampling Conv–BNs fold into convs.
+"""
+import re
+from typing import Dict, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import DropPath, Mlp, calculate_drop_path_rates, trunc_normal_
+from timm.models import generate_default_cfgs
+
+from ..checkpoint import check_pretrained
+from ..layers import ConvBN, NormLinear, pad_to_multiple
+from ..registry import register_zoo_model
+from ._base import StagedBackbone, TokenStage
+from ._builder import build_zoo_model
+
+__all__ = ['BiFormer', 'BiLevelRoutingAttention', 'AttentionLePE']
+
+
+def _depthwise_nhwc(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A conv over (B, H, W, C) tokens through their channels-last NCHW view (no copy either way)."""
+    return conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+class BiLevelRoutingAttention(nn.Module):
+    """BRA on (B, H, W, C) tokens: region routing, then token attention over the ``topk`` routed regions."""
+
+    def __init__(self, dim: int, num_heads: int, n_win: int = 7, topk: int = 4, qk_dim: int = None,
+                 side_dwconv: int = 5):
+        super().__init__()
+        self.dim = dim
+        self.qk_dim = qk_dim or dim
+        if self.qk_dim % num_heads or dim % num_heads:
+            raise ValueError(f'BRA needs qk_dim and dim divisible by num_heads, got {self.qk_dim}, {dim}, {num_heads}')
+        self.num_heads = num_heads
+        self.n_win = n_win
+        self.topk = topk
+        self.scale = self.qk_dim ** -0.5
+        self.qkv = nn.Linear(dim, 2 * self.qk_dim + dim)
+        self.wo = nn.Linear(dim, dim)
+        self.lepe = nn.Conv2d(dim, dim, side_dwconv, 1, side_dwconv // 2, groups=dim)
+
+    def route(self, q_region: torch.Tensor, k_region: torch.Tensor) -> torch.Tensor:
+        """Indices (B, p^2, topk) of the regions each region attends to: the top-k of the region-level
+        affinity ``q_region @ k_region^T`` (no gradient flows through the choice)."""
+        with torch.no_grad():
+            affinity = (q_region * self.scale) @ k_region.transpose(-2, -1)
+            return affinity.topk(min(self.topk, affinity.shape[-1]), dim=-1).indices
+
+    def forward(self, x):
+        x, H0, W0 = pad_to_multiple(x, self.n_win)
+        B, H, W, _ = x.shape
+        p, h, w = self.n_win, H // self.n_win, W // self.n_win
+        qkv = self.qkv(x)
+        lepe = _depthwise_nhwc(self.lepe, qkv[..., 2 * self.qk_dim:])
+        # regions: (B, p*p, h*w, C), region (j, i) holding rows j*h.. and columns i*w..
+        regions = qkv.view(B, p, h, p, w, -1).permute(0, 1, 3, 2, 4, 5).reshape(B, p * p, h * w, -1)
+        q, kv = regions.split([self.qk_dim, self.qk_dim + self.dim], dim=-1)
+        idx = self.route(q.mean(2), kv[..., :self.qk_dim].mean(2))
+        topk = idx.shape[-1]
+        # gather the routed regions' keys/values: (B * p*p, topk * h*w, C_kv)
+        flat = idx + torch.arange(B, device=idx.device).view(B, 1, 1) * (p * p)
+        kv = kv.reshape(B * p * p, h * w, -1)[flat.view(-1)].view(B * p * p, topk * h * w, -1)
+        k, v = kv.split([self.qk_dim, self.dim], dim=-1)
+        m = self.num_heads
+        q = q.reshape(B * p * p, h * w, m, -1).transpose(1, 2)
+        k = k.view(B * p * p, topk * h * w, m, -1).transpose(1, 2)
+        v = v.view(B * p * p, topk * h * w, m, -1).transpose(1, 2)
+        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        out = out.transpose(1, 2).reshape(B, p, p, h, w, self.dim).permute(0, 1, 3, 2, 4, 5).reshape(B, H, W, -1)
+        out = self.wo(out + lepe)
+        return out[:, :H0, :W0] if (H0, W0) != (H, W) else out
+
+
+class AttentionLePE(nn.Module):
+    """Multi-head self-attention over all tokens of a (B, H, W, C) map, plus a depthwise conv of its input
+    (LePE) added before the output projection. qkv without bias; scale ``head_dim ** -0.5``."""
+
+    def __init__(self, dim: int, num_heads: int = 8, side_dwconv: int = 5):
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=False)
+        self.proj = nn.Linear(dim, dim)
+        self.lepe = nn.Conv2d(dim, dim, side_dwconv, 1, side_dwconv // 2, groups=dim)
+
+    def forward(self, x):
+        B, H, W, C = x.shape
+        qkv = self.qkv(x).view(B, H * W, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+        out = out.transpose(1, 2).reshape(B, H, W, C) + _depthwise_nhwc(self.lepe, x)
+        return self.proj(out)
+
+
+class BiFormerBlock(nn.Module):
+    """Depthwise-conv position embedding, then pre-norm attention and MLP, on (B, H, W, C) tokens."""
+
+    def __init__(self, dim: int, num_heads: int, n_win: int, topk: int, mlp_ratio: float = 3.0,
+                 side_dwconv: int = 5, drop_path: float = 0.0):
+        super().__init__()
+        self.pos_embed = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim)
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        if topk > 0:
+            self.attn = BiLevelRoutingAttention(dim, num_heads, n_win, topk, dim, side_dwconv)
+        else:
+            self.attn = AttentionLePE(dim, side_dwconv=side_dwconv)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x):
+        x = x + _depthwise_nhwc(self.pos_embed, x)
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class BiFormer(StagedBackbone):
+    arch = 'BiFormer'
+    # the final BatchNorm acts on the residual stream's sum (nothing linear to fold it into) and its output is
+    # the feature map forward_features returns; it stays in the deploy form
+    unfoldable_norms = ('norm',)
+
+    def __init__(
+            self,
+            in_chans: int = 3,
+            num_classes: int = 1000,
+            global_pool: str = 'avg',
+            embed_dim: Tuple[int, ...] = (64, 128, 256, 512),
+            depth: Tuple[int, ...] = (2, 2, 8, 2),
+            topks: Tuple[int, ...] = (1, 4, 16, -2),
+            n_win: int = 7,
+            head_dim: int = 32,
+            mlp_ratio: float = 3.0,
+            side_dwconv: int = 5,
+            drop_rate: float = 0.0,
+            drop_path_rate: float = 0.0,
+    ):
+        super().__init__()
+        self.in_chans = in_chans
+        self.drop_rate = drop_rate
+        self.num_features = embed_dim[-1]
+        e0 = embed_dim[0]
+        self.stem = nn.Sequential(
+            ConvBN(in_chans, e0 // 2, 3, 2, 1, bias=True), nn.GELU(), ConvBN(e0 // 2, e0, 3, 2, 1, bias=True))
+        dpr = calculate_drop_path_rates(drop_path_rate, list(depth), stagewise=True)
+        stages = []
+        self.feature_info = []
+        for i, dim in enumerate(embed_dim):
+            stages.append(TokenStage(
+                ConvBN(embed_dim[i - 1], dim, 3, 2, 1, bias=True) if i > 0 else None,
+                [BiFormerBlock(dim, dim // head_dim, n_win, topks[i], mlp_ratio, side_dwconv, dpr[i][j])
+                 for j in range(depth[i])],
+            ))
+            self.feature_info.append(dict(num_chs=dim, reduction=4 * 2 ** i, module=f'stages.{i}'))
+        self.stages = nn.Sequential(*stages)
+        self.norm = nn.BatchNorm2d(self.num_features)
+        self.reset_classifier(num_classes, global_pool)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m):
+        """The authors' init: truncated normal (std 0.02) Linears with zero bias; convs keep PyTorch's."""
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    def _make_head(self, num_classes: int) -> nn.Module:
+        return NormLinear(nn.Identity(), self.num_features, num_classes, drop=self.drop_rate)
+
+
+_STEM = {'0': 'stem.0.conv', '1': 'stem.0.bn', '3': 'stem.2.conv', '4': 'stem.2.bn'}
+
+
+def _official_key(key: str) -> str:
+    """Map a key of the authors' layout (``downsample_layers.0`` the stem, ``downsample_layers.i`` stage i's
+    Conv–BN, ``stages.i.j`` the blocks, ``norm``, ``head``) to the zoo's."""
+    m = re.match(r'^downsample_layers\.(\d)\.(\d)\.(.*)$', key)
+    if m:
+        if m[1] == '0':
+            return f'{_STEM[m[2]]}.{m[3]}'
+        return f'stages.{m[1]}.downsample.{"conv" if m[2] == "0" else "bn"}.{m[3]}'
+    m = re.match(r'^stages\.(\d)\.(\d+)\.(.*)$', key)
+    if m:
+        rest = m[3].replace('attn.qkv.qkv.', 'attn.qkv.')
+        rest = re.sub(r'^mlp\.0\.', 'mlp.fc1.', rest)
+        rest = re.sub(r'^mlp\.3\.', 'mlp.fc2.', rest)
+        return f'stages.{m[1]}.blocks.{m[2]}.{rest}'
+    return re.sub(r'^head\.', 'head.fc.', key)
+
+
+def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
+    """The authors' files (``{'model': ...}`` unwrapped by the loader) and zoo files both load; the result is
+    checked against the model before anything is copied."""
+    if 'downsample_layers.0.0.weight' in state_dict:
+        state_dict = {_official_key(k): v for k, v in state_dict.items()}
+    return check_pretrained(state_dict, model)
+
+
+def _cfg(url: str = '', **kwargs):
+    return {
+        'url': url,
+        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
+        'crop_pct': 0.9, 'interpolation': 'bicubic',
+        'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
+        'first_conv': 'stem.0.conv', 'classifier': 'head.fc',
+        'license': 'mit', 'paper_ids': 'arXiv:2303.08810', **kwargs,
+    }
+
+
+# the authors' OneDrive share links; each serves its file as 'content', so the zoo caches them under the
+# manifest's names (biformer_{tiny,small,base}_in1k.pth, as the authors' loader names them)
+_ONEDRIVE = 'https://api.onedrive.com/v1.0/shares/s!AkBbczdRlZvC{}/root/content'
+default_cfgs = generate_default_cfgs({
+    'biformer_t.in1k': _cfg(_ONEDRIVE.format('hHEOoGkgwgQzEDlM')),
+    'biformer_s.in1k': _cfg(_ONEDRIVE.format('hHDyM-x9KWRBZ832')),
+    'biformer_b.in1k': _cfg(_ONEDRIVE.format('hHI_XPhoadjaNxtO')),
+})
+
+
+def _create_biformer(variant: str, pretrained: bool = False, **kwargs):
+    return build_zoo_model(BiFormer, variant, pretrained, **kwargs)
+
+
+@register_zoo_model
+def biformer_t(pretrained=False, **kwargs) -> BiFormer:
+    """BiFormer-T: 13.1M params, 2.2G FLOPs, 81.4 ImageNet top-1."""
+    args = dict(embed_dim=(64, 128, 256, 512), depth=(2, 2, 8, 2))
+    return _create_biformer('biformer_t', pretrained, **dict(args, **kwargs))
+
+
+@register_zoo_model
+def biformer_s(pretrained=False, **kwargs) -> BiFormer:
+    """BiFormer-S: 25.5M params, 4.5G FLOPs, 83.8 ImageNet top-1."""
+    args = dict(embed_dim=(64, 128, 256, 512), depth=(4, 4, 18, 4))
+    return _create_biformer('biformer_s', pretrained, **dict(args, **kwargs))
+
+
+@register_zoo_model
+def biformer_b(pretrained=False, **kwargs) -> BiFormer:
+    """BiFormer-B: 56.8M params, 9.8G FLOPs, 84.3 ImageNet top-1."""
+    args = dict(embed_dim=(96, 192, 384, 768), depth=(4, 4, 18, 4))
+    return _create_biformer('biformer_b', pretrained, **dict(args, **kwargs))
