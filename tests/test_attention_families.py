@@ -58,14 +58,14 @@ def _hilo_reference(m, x):
         hg, wg = H // ws, W // ws
         t = x.reshape(B, hg, ws, wg, ws, C).transpose(2, 3)
         qkv = m.h_qkv(t).reshape(B, hg * wg, -1, 3, m.h_heads, m.head_dim).permute(3, 0, 1, 4, 2, 5)
-        a = naive_attention(qkv[0], qkv[1], qkv[2], m.head_dim ** -0.5)
+        a = naive_attention(qkv[0], qkv[1], qkv[2], scale=m.head_dim ** -0.5)
         a = a.transpose(2, 3).reshape(B, hg, wg, ws, ws, m.h_dim).transpose(2, 3).reshape(B, H, W, m.h_dim)
         outs.append(m.h_proj(a))
     if m.l_heads:
         q = m.l_q(x).reshape(B, H * W, m.l_heads, m.head_dim).permute(0, 2, 1, 3)
         src = F.avg_pool2d(x.permute(0, 3, 1, 2), ws).reshape(B, C, -1).permute(0, 2, 1) if ws > 1 else x
         kv = m.l_kv(src).reshape(B, -1, 2, m.l_heads, m.head_dim).permute(2, 0, 3, 1, 4)
-        a = naive_attention(q, kv[0], kv[1], m.head_dim ** -0.5)
+        a = naive_attention(q, kv[0], kv[1], scale=m.head_dim ** -0.5)
         outs.append(m.l_proj(a.transpose(1, 2).reshape(B, H, W, m.l_dim)))
     return torch.cat(outs, dim=-1)[:, :H0, :W0]
 
@@ -93,7 +93,7 @@ def _bra_reference(m, x):
     k_sel = k_sel.reshape(n * p * p, m.topk * h * w, heads, -1).transpose(1, 2)
     v_sel = v_sel.reshape(n * p * p, m.topk * h * w, heads, -1).transpose(1, 2)
     q_pix = q_pix.reshape(n * p * p, h * w, heads, -1).transpose(1, 2)
-    out = naive_attention(q_pix, k_sel, v_sel, m.scale)
+    out = naive_attention(q_pix, k_sel, v_sel, scale=m.scale)
     out = out.transpose(1, 2).reshape(n, p, p, h, w, C).permute(0, 1, 3, 2, 4, 5).reshape(n, H, W, C)
     return m.wo(out + lepe)[:, :H0, :W0]
 
@@ -289,6 +289,17 @@ def test_official_layout_loads_every_tensor(tmp_path, name):
     assert len(loaded) == len(sd)
     with torch.no_grad():
         assert torch.isfinite(model(torch.randn(1, 3, 96, 96))).all()
+
+
+def test_official_shvit_file_with_2d_pointwise_kernels_loads(tmp_path):
+    """The authors' SHViT loader unsqueezes 1x1 kernels their files hold as (out, in) matrices; so does ours."""
+    path, sd = _official_file(tmp_path, 'shvit_s1')
+    flat = {k: v.flatten(1) if v.ndim == 4 and v.shape[2:] == (1, 1) else v for k, v in sd.items()}
+    assert sum(v.ndim == 2 for v in flat.values()) > 50
+    torch.save({'model': flat}, path)
+    model = zoo.create_model('shvit_s1', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    torch.testing.assert_close(model.state_dict()['stages.1.blocks.0.mixer.qkv.conv.weight'],
+                               sd['blocks2.3.mixer.m.qkv.c.weight'])
 
 
 def test_official_layout_with_a_missing_tensor_is_refused(tmp_path):

@@ -6,7 +6,9 @@ import torch
 import torch.nn as nn
 
 import zoo
-from zoo.benchmark import benchmark, count_flops, to_csv, to_markdown
+from conftest import randomize_norms
+from zoo.benchmark import Unfused, benchmark, count_flops, to_csv, to_markdown
+from zoo.layers import naive_attention
 from zoo.models.lsnet import SKA
 
 
@@ -56,6 +58,26 @@ def test_timm_peers_are_paired_with_their_zoo_model():
     for zoo_row, peer in (rows[:2], rows[2:]):
         assert peer.latency_ratio == peer.latency_ms / zoo_row.latency_ms
         assert peer.throughput_ratio == zoo_row.throughput / peer.throughput
-        assert peer.params >= zoo_row.params  # the deploy form has folded its norms away
+        assert peer.params > zoo_row.params  # the deploy form has folded its norms away
     # the fused kernels are invisible to a FLOP counter, so the deploy form falls back to counted ops
     assert abs(rows[2].gflops - rows[3].gflops) / rows[3].gflops < 0.02
+
+
+def test_unfused_form_and_timm_peer_in_its_deploy_form():
+    rows = benchmark(['shvit_s1'], forms=['unfused', 'deploy'], timm_peers=True, img_size=64, batch_size=2,
+                     threads=1, warmup=1, repeats=2)
+    assert [(r.model, r.form) for r in rows] == [('shvit_s1', 'unfused'), ('shvit_s1', 'deploy'), ('shvit_s1', 'timm')]
+    unfused, deploy, peer = rows
+    assert deploy.latency_ratio == unfused.latency_ms / deploy.latency_ms
+    # timm's SHViT, fused by timm, keeps the group norms' affine maps that the zoo folds into the qkv convs
+    model = zoo.create_model('shvit_s1')
+    norm_affine = sum(m.weight.numel() * 2 for m in model.modules() if isinstance(m, torch.nn.GroupNorm))
+    assert peer.params - deploy.params == norm_affine > 0
+
+
+def test_unfused_computes_the_same_outputs():
+    model = zoo.reparameterize(randomize_norms(zoo.create_model('biformer_t')))
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(Unfused(model)(x), model(x), rtol=0, atol=1e-4)
+    assert torch.nn.functional.scaled_dot_product_attention is not naive_attention  # restored

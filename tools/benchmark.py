@@ -3,6 +3,7 @@
 
     python tools/benchmark.py lsnet_t lsnet_s --compare efficientvit_m5 --threads 2 --markdown out.md
     python tools/benchmark.py 'convnext_*' --timm-peers --forms deploy    # vs timm's same architecture
+    python tools/benchmark.py biformer_t --forms unfused deploy    # fused attention (SDPA) vs the softmax form
     python tools/benchmark.py --large-kernel    # ways to compute a 13x13 depthwise conv, timed and checked
 """
 import argparse
@@ -20,7 +21,9 @@ def parse_args(argv=None):
                    help='timm model names measured in the same run, against the first zoo model')
     p.add_argument('--timm-peers', action='store_true',
                    help="pair every zoo model with timm's model of the same architecture, measured in turns")
-    p.add_argument('--forms', nargs='+', default=['train', 'deploy'], choices=['train', 'deploy'])
+    p.add_argument('--forms', nargs='+', default=['train', 'deploy'], choices=['train', 'deploy', 'unfused'],
+                   help='unfused: the deploy form with attention as the materialized softmax(QK^T)V, not SDPA; '
+                        'speed-ups are against the first form listed')
     p.add_argument('--img-size', type=int, default=224)
     p.add_argument('--batch-size', type=int, default=16, help='batch for the throughput figure')
     p.add_argument('--threads', type=int, default=2)

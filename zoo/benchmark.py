@@ -19,18 +19,21 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .layers import DEPTHWISE_METHODS, DilatedReparamBlock, depthwise_conv
-from .registry import is_zoo_model, timm_name, zoo_entrypoint
+from .layers import DEPTHWISE_METHODS, DilatedReparamBlock, depthwise_conv, naive_attention
+from .registry import timm_name, zoo_entrypoint
 from .reparam import reparameterize
 
-__all__ = ['BenchmarkRow', 'KernelRow', 'count_params', 'count_flops', 'measure_latency', 'benchmark',
+__all__ = ['BenchmarkRow', 'KernelRow', 'Unfused', 'count_params', 'count_flops', 'measure_latency', 'benchmark',
            'timm_equivalent', 'large_kernel_table', 'kernel_table_markdown', 'to_markdown', 'to_csv']
 
 
 @dataclass
 class BenchmarkRow:
     model: str
-    form: str  # 'train' (eval mode, unfused), 'deploy' (zoo.reparameterize), 'timm'
+    # 'train' (eval mode, unfolded), 'deploy' (zoo.reparameterize), 'unfused' (the deploy form with every
+    # attention computed as the materialized softmax(QK^T)V instead of SDPA), 'timm' (timm's model in timm's
+    # deploy form, timm.utils.reparameterize_model, where it has one)
+    form: str
     params: int
     gflops: float
     img_size: int
@@ -67,8 +70,36 @@ def measure_latency(model: nn.Module, x: torch.Tensor, warmup: int = 3, repeats:
     return _interleaved_latency([model], x, warmup, repeats)[0]
 
 
-def _build(name: str) -> nn.Module:
-    return timm.create_model(timm_name(name) if is_zoo_model(name) else name).eval()
+def _build(name: str, form: str) -> nn.Module:
+    """A zoo model (any form but 'timm') or timm's own model of that name ('timm': the bare name is timm's,
+    even where the zoo has a model of the same name, as ``shvit_s1`` or ``convnext_tiny``)."""
+    return timm.create_model(name if form == 'timm' else timm_name(name)).eval()
+
+
+class Unfused(nn.Module):
+    """Runs ``model`` with ``scaled_dot_product_attention`` replaced by :func:`naive_attention` (the attention
+    matrix built in full), to measure what the fused kernels bring."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        fused = nn.functional.scaled_dot_product_attention
+        nn.functional.scaled_dot_product_attention = naive_attention
+        try:
+            return self.model(x)
+        finally:
+            nn.functional.scaled_dot_product_attention = fused
+
+
+def _in_form(model: nn.Module, form: str) -> nn.Module:
+    if form == 'timm':
+        from timm.utils import reparameterize_model
+        return reparameterize_model(model)
+    if form == 'deploy':
+        return reparameterize(model)
+    return Unfused(reparameterize(model)) if form == 'unfused' else model
 
 
 def timm_equivalent(name: str) -> Optional[str]:
@@ -129,10 +160,7 @@ def benchmark(
     for jobs in groups:
         if progress:
             progress(', '.join(f'{name} [{form}]' for name, form, _ in jobs))
-        built = []
-        for name, form, _ in jobs:
-            model = _build(name)
-            built.append(reparameterize(model) if form == 'deploy' else model)
+        built = [_in_form(_build(name, form), form) for name, form, _ in jobs]
         latency = _interleaved_latency(built, x1, warmup, repeats)
         batch_time = _interleaved_latency(built, xb, max(1, warmup // 2), max(3, repeats // 2))
         for (name, form, paired), model, lat, bt in zip(jobs, built, latency, batch_time):

@@ -20,8 +20,15 @@ def pad_to_multiple(x: torch.Tensor, multiple_h: int, multiple_w: Optional[int] 
     return x, H, W
 
 
-def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: Optional[float] = None) -> torch.Tensor:
-    """``softmax(q @ k^T * scale) @ v`` with the attention matrix materialized (scale defaults to
-    ``q.shape[-1] ** -0.5``, as ``scaled_dot_product_attention``)."""
+def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: Optional[torch.Tensor] = None,
+                    scale: Optional[float] = None, **unused) -> torch.Tensor:
+    """``softmax(q @ k^T * scale + attn_mask) @ v`` with the attention matrix materialized: the form
+    ``scaled_dot_product_attention`` replaces, with its arguments (scale defaults to ``q.shape[-1] ** -0.5``;
+    an additive float mask; dropout and causal masks are not used by the zoo and refused)."""
+    if unused.get('dropout_p') or unused.get('is_causal'):
+        raise ValueError('naive_attention has no dropout or causal mask')
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    return ((q @ k.transpose(-2, -1)) * scale).softmax(dim=-1) @ v
+    attn = (q @ k.transpose(-2, -1)) * scale
+    if attn_mask is not None:
+        attn = attn + attn_mask
+    return attn.softmax(dim=-1) @ v

@@ -179,11 +179,16 @@ def _timm_key(key: str) -> str:
 
 
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
-    """The authors' files (``{'model': ...}`` unwrapped by the loader), timm's ``shvit_*`` weights and zoo files
-    all load; the result is checked against the model before anything is copied."""
+    """The authors' files (``{'model': ...}`` unwrapped by the loader, 1x1 kernels stored 2-D or 4-D), timm's
+    ``shvit_*`` weights and zoo files all load; the result is checked against the model before anything is
+    copied."""
     if 'patch_embed.0.c.weight' in state_dict:
         official = any(k.startswith('blocks1.') for k in state_dict)
         state_dict = {(_official_key(k) if official else _timm_key(k)): v for k, v in state_dict.items()}
+    # the authors' loader reshapes 1x1 conv kernels stored as 2-D matrices in their files; so does this one
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    state_dict = {k: v[:, :, None, None] if v.ndim == 2 and len(shapes.get(k, ())) == 4 and shapes[k][2:] == (1, 1)
+                  else v for k, v in state_dict.items()}
     return check_pretrained(state_dict, model)
 
 
