@@ -1,11 +1,12 @@
-"""Helpers shared by the attention families: padding a feature map to a window grid, and the straightforward
-``softmax(q k^T * scale) v`` that their fused ``scaled_dot_product_attention`` calls are tested against."""
+"""Helpers shared by the attention families: padding a feature map to a window grid, running an NCHW module
+(a conv, a pool) on (B, H, W, C) tokens, and the straightforward ``softmax(q k^T * scale) v`` that their fused
+``scaled_dot_product_attention`` calls are tested against."""
 from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ['naive_attention', 'pad_to_multiple']
+__all__ = ['naive_attention', 'on_tokens', 'pad_to_multiple']
 
 
 def pad_to_multiple(x: torch.Tensor, multiple_h: int, multiple_w: Optional[int] = None,
@@ -18,6 +19,12 @@ def pad_to_multiple(x: torch.Tensor, multiple_h: int, multiple_w: Optional[int] 
     if pad_b or pad_r:
         x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b) if channels_last else (0, pad_r, 0, pad_b))
     return x, H, W
+
+
+def on_tokens(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module`` (working on NCHW maps) applied to (B, H, W, C) tokens through their channels-last NCHW view;
+    no copy either way."""
+    return module(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
 def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: Optional[torch.Tensor] = None,

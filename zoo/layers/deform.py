@@ -9,8 +9,9 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.nn.modules.utils import _pair
+
+from .attention import pad_to_multiple
 
 __all__ = ['DeformConv2dPack']
 
@@ -45,9 +46,7 @@ class DeformConv2dPack(nn.Module):
         from torchvision.ops import deform_conv2d
 
         if self.pad_to_stride:
-            pad_b, pad_r = -x.shape[-2] % self.stride[0], -x.shape[-1] % self.stride[1]
-            if pad_b or pad_r:
-                x = F.pad(x, (0, pad_r, 0, pad_b))
+            x, _, _ = pad_to_multiple(x, self.stride[0], self.stride[1], channels_last=False)
         return deform_conv2d(x, self.conv_offset(x), self.weight, self.bias, self.stride, self.padding,
                              self.dilation)
 

@@ -54,11 +54,13 @@ class Stage(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.grad_checkpointing = False
 
-    def forward(self, x):
-        x = self.downsample(x)
+    def run_blocks(self, x):
         if self.grad_checkpointing and not torch.jit.is_scripting():
             return checkpoint_seq(self.blocks, x)
         return self.blocks(x)
+
+    def forward(self, x):
+        return self.run_blocks(self.downsample(x))
 
 
 class TokenStage(Stage):
@@ -67,12 +69,7 @@ class TokenStage(Stage):
     they are in memory and the stage output is a channels-last NCHW map."""
 
     def forward(self, x):
-        x = self.downsample(x).permute(0, 2, 3, 1)
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            x = checkpoint_seq(self.blocks, x)
-        else:
-            x = self.blocks(x)
-        return x.permute(0, 3, 1, 2)
+        return self.run_blocks(self.downsample(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
 class StagedBackbone(nn.Module):

@@ -33,17 +33,12 @@ from timm.layers import DropPath, Mlp, calculate_drop_path_rates, trunc_normal_
 from timm.models import generate_default_cfgs
 
 from ..checkpoint import check_pretrained
-from ..layers import ConvBN, NormLinear, pad_to_multiple
+from ..layers import ConvBN, NormLinear, on_tokens, pad_to_multiple
 from ..registry import register_zoo_model
 from ._base import StagedBackbone, TokenStage
 from ._builder import build_zoo_model
 
 __all__ = ['BiFormer', 'BiLevelRoutingAttention', 'AttentionLePE']
-
-
-def _depthwise_nhwc(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """A conv over (B, H, W, C) tokens through their channels-last NCHW view (no copy either way)."""
-    return conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
 class BiLevelRoutingAttention(nn.Module):
@@ -76,7 +71,7 @@ class BiLevelRoutingAttention(nn.Module):
         B, H, W, _ = x.shape
         p, h, w = self.n_win, H // self.n_win, W // self.n_win
         qkv = self.qkv(x)
-        lepe = _depthwise_nhwc(self.lepe, qkv[..., 2 * self.qk_dim:])
+        lepe = on_tokens(self.lepe, qkv[..., 2 * self.qk_dim:])
         # regions: (B, p*p, h*w, C), region (j, i) holding rows j*h.. and columns i*w..
         regions = qkv.view(B, p, h, p, w, -1).permute(0, 1, 3, 2, 4, 5).reshape(B, p * p, h * w, -1)
         q, kv = regions.split([self.qk_dim, self.qk_dim + self.dim], dim=-1)
@@ -93,7 +88,7 @@ class BiLevelRoutingAttention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
         out = out.transpose(1, 2).reshape(B, p, p, h, w, self.dim).permute(0, 1, 3, 2, 4, 5).reshape(B, H, W, -1)
         out = self.wo(out + lepe)
-        return out[:, :H0, :W0] if (H0, W0) != (H, W) else out
+        return out[:, :H0, :W0]
 
 
 class AttentionLePE(nn.Module):
@@ -111,7 +106,7 @@ class AttentionLePE(nn.Module):
         B, H, W, C = x.shape
         qkv = self.qkv(x).view(B, H * W, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
-        out = out.transpose(1, 2).reshape(B, H, W, C) + _depthwise_nhwc(self.lepe, x)
+        out = out.transpose(1, 2).reshape(B, H, W, C) + on_tokens(self.lepe, x)
         return self.proj(out)
 
 
@@ -132,7 +127,7 @@ class BiFormerBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x):
-        x = x + _depthwise_nhwc(self.pos_embed, x)
+        x = x + on_tokens(self.pos_embed, x)
         x = x + self.drop_path(self.attn(self.norm1(x)))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 

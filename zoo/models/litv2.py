@@ -36,7 +36,7 @@ from timm.layers import DropPath, calculate_drop_path_rates, trunc_normal_
 from timm.models import generate_default_cfgs
 
 from ..checkpoint import check_pretrained
-from ..layers import DeformConv2dPack, FoldedCopy, LayerNorm2d, NormLinear, fold_bn, pad_to_multiple
+from ..layers import DeformConv2dPack, FoldedCopy, LayerNorm2d, NormLinear, fold_bn, on_tokens, pad_to_multiple
 from ..registry import register_zoo_model
 from ._base import StagedBackbone, TokenStage
 from ._builder import build_zoo_model
@@ -85,7 +85,7 @@ class HiLo(nn.Module):
         B, H, W, C = x.shape
         hd = self.head_dim
         q = self.l_q(x).view(B, H * W, self.l_heads, hd).transpose(1, 2)
-        pooled = self.sr(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        pooled = on_tokens(self.sr, x)
         kv = self.l_kv(pooled).reshape(B, -1, 2, self.l_heads, hd).permute(2, 0, 3, 1, 4)
         x = F.scaled_dot_product_attention(q, kv[0], kv[1])
         return self.l_proj(x.transpose(1, 2).reshape(B, H, W, self.l_dim))
@@ -98,7 +98,7 @@ class HiLo(nn.Module):
             out = self.hifi(x)
         else:
             out = torch.cat([self.hifi(x), self.lofi(x)], dim=-1)
-        return out[:, :H, :W] if out.shape[1] != H or out.shape[2] != W else out
+        return out[:, :H, :W]
 
 
 class DWMlp(nn.Module):
@@ -114,7 +114,7 @@ class DWMlp(nn.Module):
 
     def forward(self, x):
         x = self.fc1(x)
-        x = self.dwconv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        x = on_tokens(self.dwconv, x)
         return self.drop(self.fc2(self.drop(self.act(x))))
 
 

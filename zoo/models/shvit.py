@@ -18,7 +18,7 @@ The attention runs through ``scaled_dot_product_attention`` with one head; param
 added on the mixer and FFN branches; with ``drop_path_rate=0`` (the default) the model is the official one.
 """
 import re
-from typing import Dict, List, Tuple, Union
+from typing import Dict, Tuple
 
 import torch
 import torch.nn as nn
