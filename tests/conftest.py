@@ -38,6 +38,14 @@ def randomize_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model
 
 
+@pytest.fixture(autouse=True)
+def seeded():
+    """Every test starts from the same random state, so that its result depends neither on test order nor on
+    chance: BiFormer's top-k region routing is a discrete choice, and float rounding (a folded deploy form)
+    can flip a near-tie on an unlucky random input."""
+    torch.manual_seed(0)
+
+
 @pytest.fixture(params=MODELS)
 def model_name(request):
     return request.param
