@@ -37,7 +37,8 @@ def test_deploy_form_matches_train_form(model_name):
     assert not foldable_modules(deploy) and not foldable_modules(via_timm)
     _remaining_norms_are_unfoldable(deploy)
     _remaining_norms_are_unfoldable(via_timm)
-    assert sum(p.numel() for p in deploy.parameters()) < sum(p.numel() for p in model.parameters())
+    # folding leaves fewer numbers (SHViT's deploy attention adds zero padding, which holds no information)
+    assert sum(int((p != 0).sum()) for p in deploy.parameters()) < sum(p.numel() for p in model.parameters())
     for k, v in model.state_dict().items():  # the train form is left as it was
         assert torch.equal(v, before[k])
 

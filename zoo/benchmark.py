@@ -111,17 +111,19 @@ def timm_equivalent(name: str) -> Optional[str]:
 
 @torch.no_grad()
 def _interleaved_latency(models: Sequence[nn.Module], x: torch.Tensor, warmup: int, repeats: int) -> List[float]:
-    """Median seconds per forward of each model, the models taking turns so that drifts in machine load fall
-    on all of them alike."""
+    """Median seconds per forward of each model, the models taking turns, in an order that rotates every
+    repeat, so that drifts in machine load and the cache state a predecessor leaves fall on all of them
+    alike."""
     for model in models:
         for _ in range(warmup):
             model(x)
     times = [[] for _ in models]
-    for _ in range(repeats):
-        for model, t in zip(models, times):
+    for r in range(repeats):
+        order = [(r + i) % len(models) for i in range(len(models))]
+        for i in order:
             t0 = time.perf_counter()
-            model(x)
-            t.append(time.perf_counter() - t0)
+            models[i](x)
+            times[i].append(time.perf_counter() - t0)
     return [statistics.median(t) for t in times]
 
 

@@ -11,7 +11,10 @@ a patch merging (1x1 expand x4, depthwise 3x3 stride 2, squeeze-excite, 1x1 proj
 the new width. The head is BN + Linear.
 
 Deploy form: every Conv–BN folds into a conv, each residual depthwise Conv–BN into one conv holding the
-identity, the group norm's affine map into the qkv conv, the head into one Linear.
+identity, the group norm's affine map into the qkv conv, the head into one Linear. The deploy attention
+computes qkv as a Linear on the tokens, with the query and key zero-padded to the value width: equal widths
+in token-major layout are what SDPA's fused CPU kernel takes (unequal widths fall back to its slower
+reference path); the padding adds nothing to q.k.
 
 The attention runs through ``scaled_dot_product_attention`` with one head; parameter names follow timm's
 ``shvit`` (which loads here, as do the authors' files). Stochastic depth, absent from the official blocks, is
@@ -53,17 +56,37 @@ class SingleHeadAttention(FoldedCopy, nn.Module):
     def forward(self, x):
         B, _, H, W = x.shape
         x1, x2 = x.split([self.pdim, self.dim - self.pdim], dim=1)
-        q, k, v = self.qkv(self.pre_norm(x1)).flatten(2).split([self.qk_dim, self.qk_dim, self.pdim], dim=1)
-        # (B, d, N) -> (B, 1 head, N, d)
-        q, k, v = (t.transpose(1, 2).unsqueeze(1) for t in (q, k, v))
-        x1 = F.scaled_dot_product_attention(q, k, v)
+        x1 = self.pre_norm(x1)
+        if self.fused:
+            # deploy form: qkv is a Linear on the tokens, with q and k zero-padded to the value width, so q, k, v
+            # come out token-major and of equal width: the layout SDPA's fused kernel takes without copies
+            q, k, v = self.qkv(x1.flatten(2).transpose(1, 2)).unsqueeze(1).chunk(3, dim=-1)
+        else:
+            # (B, d, N) -> (B, 1 head, N, d)
+            q, k, v = (t.transpose(1, 2).unsqueeze(1)
+                       for t in self.qkv(x1).flatten(2).split([self.qk_dim, self.qk_dim, self.pdim], dim=1))
+        x1 = F.scaled_dot_product_attention(q, k, v, scale=self.qk_dim ** -0.5)
+        if x1.shape[-1] != self.pdim:  # deploy form with qk_dim > pdim: the value was padded too
+            x1 = x1[..., :self.pdim]
+        # back to (B, pdim, H, W) as a contiguous copy: torch.cat is much slower on a transposed view
         x1 = x1.squeeze(1).transpose(1, 2).reshape(B, self.pdim, H, W)
         return self.proj(torch.cat([x1, x2], dim=1))
 
     def _fold(self):
         # the norm's per-channel affine map moves into the (BN-folded) 1x1 qkv conv; the standardization stays
         scale, shift, self.pre_norm = norm_affine(self.pre_norm)
-        self.qkv = fold_affine_into_next(self.qkv.fuse(), scale, shift)
+        conv = fold_affine_into_next(self.qkv.fuse(), scale, shift)
+        # as a token Linear whose q, k, v are zero-padded to one width: padded q, k dims add 0 to q.k, padded
+        # v dims are cropped
+        width = max(self.qk_dim, self.pdim)
+        weight, bias = conv.weight.flatten(1), conv.bias
+        self.qkv = nn.Linear(self.pdim, 3 * width).to(weight)
+        self.qkv.weight.zero_()
+        self.qkv.bias.zero_()
+        splits = [self.qk_dim, self.qk_dim, self.pdim]
+        for i, (w, b) in enumerate(zip(weight.split(splits), bias.split(splits))):
+            self.qkv.weight[i * width:i * width + len(w)] = w
+            self.qkv.bias[i * width:i * width + len(b)] = b
         self.proj[1] = self.proj[1].fuse()
 
 
