@@ -1,0 +1,214 @@
+"""Classification training (tools/train.py) and evaluation (tools/validate.py) on a real, small dataset:
+scikit-learn's handwritten digits written as an image folder (shipped with the package, never downloaded)."""
+import csv
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import zoo
+from zoo.train import (ConfigError, load_config, load_training_checkpoint, make_digits_imagefolder,
+                       parse_train_args, train, validate)
+
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS_RECIPE = ROOT / 'configs' / 'digits' / 'lsnet_t.yaml'
+
+
+@pytest.fixture(scope='module')
+def digits(tmp_path_factory):
+    root = tmp_path_factory.mktemp('digits')
+    make_digits_imagefolder(root, size=32)
+    return root
+
+
+def _args(digits, output, *extra):
+    return parse_train_args(['--config', str(DIGITS_RECIPE), '--data-dir', str(digits), '--output', str(output),
+                             '--no-progress', '--workers', '0', *extra])
+
+
+def _run(cmd, env_extra=None, **kw):
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1', **(env_extra or {}))
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, **kw)
+
+
+# ------------------------------------------------------------------------------------------ data and recipes
+
+def test_digits_imagefolder(tmp_path):
+    counts = make_digits_imagefolder(tmp_path, size=24)
+    assert counts == {'train': 1347, 'val': 450}  # all 1797 images, a stratified quarter held out
+    for split, n in counts.items():
+        classes = sorted(p.name for p in (tmp_path / split).iterdir())
+        assert classes == [str(d) for d in range(10)]
+        files = list((tmp_path / split).glob('*/*.png'))
+        assert len(files) == n
+        per_class = [len(list((tmp_path / split / c).iterdir())) for c in classes]
+        assert max(per_class) - min(per_class) <= (3 if split == 'val' else 8)
+    from PIL import Image
+    img = Image.open(next((tmp_path / 'train' / '3').iterdir()))
+    assert img.size == (24, 24) and img.mode == 'RGB'
+    train_names = {p.name for p in (tmp_path / 'train').glob('*/*.png')}
+    assert not train_names & {p.name for p in (tmp_path / 'val').glob('*/*.png')}
+    assert make_digits_imagefolder(tmp_path, size=24) == counts  # idempotent
+
+
+def test_recipe_bases_and_overrides(tmp_path):
+    (tmp_path / '_base_').mkdir()
+    (tmp_path / '_base_' / 'family.yaml').write_text('lr_base: 0.004\nlr_base_size: 4096\nepochs: 300\n'
+                                                     'weight_decay: 0.05\n')
+    (tmp_path / 'm.yaml').write_text('_base_: _base_/family.yaml\nmodel: convnext_tiny\ndrop_path: 0.1\n'
+                                     'epochs: 100\n')
+    assert load_config(tmp_path / 'm.yaml') == {'lr_base': 0.004, 'lr_base_size': 4096, 'epochs': 100,
+                                                'weight_decay': 0.05, 'model': 'convnext_tiny', 'drop_path': 0.1}
+    args = parse_train_args(['--config', str(tmp_path / 'm.yaml'), '--epochs', '7'])
+    assert (args.model, args.epochs, args.drop_path, args.lr_base) == ('convnext_tiny', 7, 0.1, 0.004)
+
+
+def test_recipe_errors(tmp_path):
+    (tmp_path / 'bad.yaml').write_text('model: lsnet_t\nlearning_rate: 0.1\n')
+    with pytest.raises(ConfigError, match='unknown options: learning_rate'):
+        parse_train_args(['--config', str(tmp_path / 'bad.yaml')])
+    (tmp_path / 'a.yaml').write_text('_base_: b.yaml\n')
+    (tmp_path / 'b.yaml').write_text('_base_: a.yaml\n')
+    with pytest.raises(ConfigError, match='includes itself'):
+        load_config(tmp_path / 'a.yaml')
+    with pytest.raises(ConfigError, match='not found'):
+        load_config(tmp_path / 'missing.yaml')
+
+
+def test_every_model_has_an_imagenet_recipe():
+    folder = ROOT / 'configs' / 'imagenet'
+    recipes = {p.stem: p for p in folder.glob('*.yaml')}
+    assert set(zoo.list_models()) <= set(recipes), sorted(set(zoo.list_models()) - set(recipes))
+    for name, path in recipes.items():
+        args = parse_train_args(['--config', str(path)])  # only known options
+        assert args.model == name and zoo.list_models(name) == [name]
+        assert args.epochs > 0 and args.lr_base > 0 and args.batch_size > 0 and args.img_size in (224, 256, 384)
+    # recipes state the authors' values: e.g. LSNet-T 1e-3 per 512 images at a global batch of 2048 (AGC 0.02,
+    # EMA 0.99996, repeated augmentation); LITv2's warmup/min lr scaled as its code does at batch 1024
+    lsnet = parse_train_args(['--config', str(folder / 'lsnet_t.yaml')])
+    assert (lsnet.lr_base, lsnet.lr_base_size, lsnet.batch_size * 8, lsnet.weight_decay) == (1e-3, 512, 2048, 0.025)
+    assert (lsnet.clip_grad, lsnet.clip_mode, lsnet.model_ema_decay, lsnet.aug_repeats) == (0.02, 'agc', 0.99996, 3)
+    litv2 = parse_train_args(['--config', str(folder / 'litv2_s.yaml')])
+    assert (litv2.warmup_lr, litv2.min_lr, litv2.drop_path) == pytest.approx((1e-6, 1e-5, 0.2))
+
+
+def test_initial_checkpoint_with_another_class_count(tmp_path):
+    from zoo.train.engine import load_initial_checkpoint
+    source = zoo.create_model('fasternet_t0', num_classes=1000)
+    torch.save(source.state_dict(), tmp_path / 'in1k.pth')
+    model = zoo.create_model('fasternet_t0', num_classes=10)
+    head_before = model.head.fc.weight.clone() if hasattr(model.head, 'fc') else None
+    load_initial_checkpoint(model, str(tmp_path / 'in1k.pth'))
+    sd, src = model.state_dict(), source.state_dict()
+    kept = [k for k in sd if sd[k].shape == src[k].shape]
+    assert all(torch.equal(sd[k], src[k]) for k in kept)
+    assert len(kept) == len(sd) - 2  # all but the classifier weight and bias
+    if head_before is not None:
+        assert torch.equal(model.head.fc.weight, head_before)
+    other = zoo.create_model('lsnet_t', num_classes=10)
+    with pytest.raises(zoo.CheckpointMismatchError, match='nothing was loaded'):
+        load_initial_checkpoint(other, str(tmp_path / 'in1k.pth'))
+
+
+# ------------------------------------------------------------------------------------------ training
+
+def test_lsnet_t_learns_digits(digits, tmp_path):
+    """The acceptance run: lsnet_t from scratch to >= 90% top-1 on the held-out digits."""
+    result = train(_args(digits, tmp_path))
+    assert result['eval']['images'] == 450
+    assert result['best']['metric'] >= 90.0, result
+    rows = list(csv.DictReader(open(tmp_path / 'summary.csv')))
+    assert len(rows) == load_config(DIGITS_RECIPE)['epochs']
+    assert all(math.isfinite(float(r['train_loss'])) for r in rows)
+    assert float(rows[-1]['train_loss']) < float(rows[0]['train_loss'])
+    state = load_training_checkpoint(str(tmp_path / 'model_best.pth'))
+    assert state['metrics']['top1'] == result['best']['metric']
+    # validate.py: identical accuracy in train and deploy form, from the training checkpoint
+    train_form = validate(str(digits), checkpoint=str(tmp_path / 'model_best.pth'), workers=0)
+    deploy_form = validate(str(digits), checkpoint=str(tmp_path / 'model_best.pth'), workers=0, deploy=True)
+    assert train_form['top1'] == deploy_form['top1'] == pytest.approx(result['best']['metric'])
+    assert train_form['top5'] == deploy_form['top5']
+    assert abs(train_form['loss'] - deploy_form['loss']) < 1e-4
+    # the same weights as a plain zoo file and in the authors' layout give the same accuracy
+    model = zoo.create_model('lsnet_t', num_classes=10)
+    zoo.load_checkpoint(model, state['state_dict'])
+    torch.save(model.state_dict(), tmp_path / 'plain.pth')
+    plain = validate(str(digits), 'lsnet_t', str(tmp_path / 'plain.pth'), num_classes=10, img_size=32,
+                     crop_pct=1.0, workers=0)
+    assert plain['top1'] == train_form['top1']
+
+
+def _kill_mid_epoch(cmd, epoch, batch):
+    """Start ``cmd`` and SIGKILL it once it has logged ``epoch <epoch> batch <batch>/``."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith(f'epoch {epoch} batch {batch}/'):
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, ''.join(seen[-20:])
+
+
+def test_resume_after_kill_gives_the_same_weights(digits, tmp_path):
+    common = [sys.executable, 'tools/train.py', '--config', str(DIGITS_RECIPE), '--data-dir', str(digits),
+              '--epochs', '3', '--model-ema', '--workers', '1', '--no-progress', '--log-interval', '1']
+    straight = _run(common + ['--output', str(tmp_path / 'a')], timeout=900)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    _kill_mid_epoch(common + ['--output', str(tmp_path / 'b')], epoch=1, batch=4)
+    assert load_training_checkpoint(str(tmp_path / 'b' / 'last.pth'))['epoch'] == 0
+    resumed = _run(common + ['--output', str(tmp_path / 'b'), '--resume', 'auto'], timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert 'resumed from' in resumed.stdout + resumed.stderr
+    a = load_training_checkpoint(str(tmp_path / 'a' / 'last.pth'))
+    b = load_training_checkpoint(str(tmp_path / 'b' / 'last.pth'))
+    assert a['epoch'] == b['epoch'] == 2 and a['num_updates'] == b['num_updates']
+    for key in ('state_dict', 'state_dict_ema'):
+        for k, v in a[key].items():
+            assert torch.equal(v, b[key][k]), f'{key}.{k} differs after resume'
+    for sa, sb in zip(a['optimizer']['state'].values(), b['optimizer']['state'].values()):
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert a['metrics'] == b['metrics']
+
+
+def test_two_process_torchrun(digits, tmp_path):
+    """Two processes with half the batch each: the same global batch and lr as the single-process recipe, so
+    the accuracy must be in line with it (>= 90%)."""
+    half = load_config(DIGITS_RECIPE)['batch_size'] // 2
+    out = _run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29631',
+                'tools/train.py', '--config', str(DIGITS_RECIPE), '--data-dir', str(digits), '--output',
+                str(tmp_path), '--workers', '0', '--no-progress', '--batch-size', str(half)], timeout=1800)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = list(csv.DictReader(open(tmp_path / 'summary.csv')))
+    assert rows and all(math.isfinite(float(r['train_loss'])) for r in rows)
+    state = load_training_checkpoint(str(tmp_path / 'last.pth'))
+    assert len(state['rng']) == 2  # both processes' RNG states are kept
+    assert not torch.equal(state['rng'][0]['torch'], state['rng'][1]['torch'])
+    assert state['metrics']['images'] == 450  # the two shards cover the split once
+    assert state['best']['metric'] >= 90.0
+    assert '2 process(es)' in out.stdout + out.stderr
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+def test_bad_resume_and_validate_inputs(digits, tmp_path):
+    model = zoo.create_model('lsnet_t', num_classes=10)
+    torch.save(model.state_dict(), tmp_path / 'weights.pth')
+    with pytest.raises(ValueError, match='not a training checkpoint'):
+        train(_args(digits, tmp_path / 'o', '--resume', str(tmp_path / 'weights.pth')))
+    with pytest.raises(FileNotFoundError, match='not found'):
+        train(_args(digits, tmp_path / 'o', '--resume', str(tmp_path / 'nope.pth')))
+    with pytest.raises(zoo.CheckpointMismatchError, match='does not fit'):
+        validate(str(digits), 'shvit_s1', str(tmp_path / 'weights.pth'), num_classes=10, workers=0)
+    with pytest.raises(zoo.UnknownModelError):
+        validate(str(digits), 'lsnet_xxl', workers=0)
+    with pytest.raises(ValueError, match='name the model'):
+        validate(str(digits), workers=0)

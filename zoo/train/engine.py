@@ -1,0 +1,451 @@
+"""The classification training loop behind ``tools/train.py``, and evaluation.
+
+Everything with a well-kept implementation in timm comes from timm: datasets and transforms, Mixup/CutMix,
+the losses, optimizers (with layer-wise decay), schedulers, the weight EMA, accuracy and the summary CSV.
+Distribution is torch's: ``torchrun`` starts the processes, ``torch.distributed`` (gloo on CPU, nccl on
+GPU) connects them and ``DistributedDataParallel`` averages the gradients.
+
+Exact resume. Each epoch starts by seeding python, numpy and torch from (seed, epoch, rank) and the
+training sampler from (seed, epoch), so an epoch's shuffling, augmentations, mixup draws and stochastic
+depth depend only on those numbers and the state at its start. Checkpoints are written at the end of every
+epoch with the whole state (model, optimizer, scheduler, EMA, gradient scaler, epoch, update count, best
+metric, RNG states), so a run that is killed and resumed from its last checkpoint repeats the interrupted
+epoch exactly as the uninterrupted run did.
+"""
+import argparse
+import contextlib
+import logging
+import math
+import os
+import random
+import time
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from timm.data import Mixup, create_dataset, create_transform, resolve_data_config
+from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+from timm.optim import create_optimizer_v2
+from timm.scheduler import create_scheduler_v2
+from timm.utils import ModelEmaV3, accuracy, dispatch_clip_grad, update_summary
+
+from ..checkpoint import check_state_dict, checkpoint_filter_for, load_checkpoint, read_checkpoint
+from ..registry import create_model
+from .data import build_loader
+
+__all__ = ['train', 'evaluate', 'eval_transform', 'load_initial_checkpoint', 'setup_distributed', 'save_training_checkpoint', 'load_training_checkpoint']
+
+_logger = logging.getLogger('zoo.train')
+
+
+# ----------------------------------------------------------------------------------------------- processes
+
+def setup_distributed(device: str = '') -> Tuple[torch.device, int, int, int]:
+    """(device, world size, rank, local rank). Under ``torchrun`` (WORLD_SIZE > 1) the default process group
+    is created: nccl on CUDA, gloo on CPU."""
+    if not device:
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    world_size = int(os.environ.get('WORLD_SIZE', 1))
+    rank = int(os.environ.get('RANK', 0))
+    local_rank = int(os.environ.get('LOCAL_RANK', 0))
+    if device.startswith('cuda'):
+        if not torch.cuda.is_available():
+            raise RuntimeError('--device cuda was asked for, but torch sees no CUDA device')
+        device = f'cuda:{local_rank}' if device == 'cuda' else device
+        torch.cuda.set_device(device)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group(backend='nccl' if device.startswith('cuda') else 'gloo')
+    return torch.device(device), world_size, rank, local_rank
+
+
+def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
+    s = (seed + 1_000_003 * epoch + 7919 * rank) % 2 ** 31
+    random.seed(s)
+    np.random.seed(s)
+    torch.manual_seed(s)
+
+
+def _rng_state() -> Dict[str, Any]:
+    """The RNG states in a form ``torch.load(weights_only=True)`` reads."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {'python': random.getstate(), 'torch': torch.get_rng_state(),
+             'numpy': (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached)}
+    if torch.cuda.is_available():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Dict[str, Any]) -> None:
+    random.setstate(tuple(x if not isinstance(x, list) else tuple(x) for x in state['python']))
+    name, keys, pos, has_gauss, cached = state['numpy']
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state['torch'])
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+# ----------------------------------------------------------------------------------------------- checkpoints
+
+def save_training_checkpoint(path: str, state: Dict[str, Any]) -> None:
+    """Write atomically (a temporary file renamed over ``path``): a run killed while saving keeps its
+    previous checkpoint."""
+    tmp = path + '.tmp'
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_training_checkpoint(path: str) -> Dict[str, Any]:
+    """A checkpoint written by :func:`train` (read with ``weights_only=True``: it holds only tensors and
+    plain Python values)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint to resume from not found: {path}')
+    state = torch.load(path, map_location='cpu', weights_only=True)
+    missing = [k for k in ('state_dict', 'optimizer', 'epoch', 'num_updates') if k not in state]
+    if missing:
+        raise ValueError(f'{path} is not a training checkpoint of tools/train.py (no {", ".join(missing)}); '
+                         'to start from its weights use --initial-checkpoint')
+    return state
+
+
+# ----------------------------------------------------------------------------------------------- evaluation
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, device: torch.device, amp_dtype: Optional[torch.dtype] = None,
+             channels_last: bool = False, world_size: int = 1, progress: bool = False) -> Dict[str, float]:
+    """Top-1 / top-5 accuracy (%) and cross-entropy over every image of ``loader``, summed over all processes
+    (each evaluates its shard)."""
+    model.eval()
+    sums = torch.zeros(4, dtype=torch.float64)  # images, top-1 hits, top-5 hits, loss sum
+    criterion = nn.CrossEntropyLoss(reduction='sum')
+    batches = loader
+    if progress:
+        from tqdm import tqdm
+        batches = tqdm(loader, desc='eval', leave=False)
+    for images, target in batches:
+        images, target = images.to(device), target.to(device)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, amp_dtype):
+            logits = model(images)
+        logits = logits.float()
+        top1, top5 = accuracy(logits, target, topk=(1, min(5, logits.shape[1])))
+        n = images.shape[0]
+        sums += torch.tensor([n, top1.item() * n / 100, top5.item() * n / 100,
+                              criterion(logits, target).item()], dtype=torch.float64)
+    if world_size > 1:
+        sums = sums.to(device)
+        dist.all_reduce(sums)
+        sums = sums.cpu()
+    n = max(sums[0].item(), 1)
+    return {'loss': sums[3].item() / n, 'top1': 100 * sums[1].item() / n, 'top5': 100 * sums[2].item() / n,
+            'images': int(sums[0].item())}
+
+
+def _autocast(device: torch.device, dtype: Optional[torch.dtype]):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+def _learning_rate(args, world_size: int) -> float:
+    if args.lr is not None:
+        return args.lr
+    images_per_update = args.batch_size * args.grad_accum_steps * world_size
+    ratio = images_per_update / args.lr_base_size
+    return args.lr_base * (ratio if args.lr_base_scale == 'linear' else math.sqrt(ratio))
+
+
+def _build_model(args, num_classes: int) -> nn.Module:
+    kwargs = {'num_classes': num_classes}
+    if args.drop_path is not None:
+        kwargs['drop_path_rate'] = args.drop_path
+    if args.drop is not None:
+        kwargs['drop_rate'] = args.drop
+    model = create_model(args.model, pretrained=args.pretrained, **kwargs)
+    if args.initial_checkpoint:
+        load_initial_checkpoint(model, args.initial_checkpoint)
+    if args.grad_checkpointing:
+        model.set_grad_checkpointing(True)
+    return model
+
+
+def load_initial_checkpoint(model: nn.Module, path: str) -> None:
+    """Start from a zoo or official checkpoint. A classifier of another class count (ImageNet-22k weights,
+    fine-tuning to a new dataset) is left at its initialization, as timm does for ``pretrained`` with another
+    ``num_classes``; every other tensor must fit, or nothing is loaded."""
+    state_dict = checkpoint_filter_for(model)(read_checkpoint(path), model)
+    head = model.pretrained_cfg.get('classifier') or 'head'
+    heads = (head,) if isinstance(head, str) else tuple(head)
+    expected = model.state_dict()
+    replaced = [k for k, v in state_dict.items() if k.startswith(heads) and k in expected
+                and v.shape != expected[k].shape]
+    if not replaced:
+        load_checkpoint(model, state_dict, source=path)
+        return
+    state_dict = {k: v for k, v in state_dict.items() if not k.startswith(heads)}
+    check_state_dict(state_dict, model, ignore=heads, source=path)
+    model.load_state_dict(state_dict, strict=False)
+    _logger.info(f'{path}: classifier {", ".join(replaced)} has another class count; left at its initialization')
+
+
+def _set_transforms(args, train_set, val_set, data_config: Dict[str, Any]) -> None:
+    train_set.transform = create_transform(
+        data_config['input_size'], is_training=True, no_aug=args.no_aug, scale=tuple(args.scale),
+        ratio=tuple(args.ratio), hflip=args.hflip, vflip=args.vflip, color_jitter=args.color_jitter,
+        auto_augment=args.aa, interpolation=args.train_interpolation, mean=data_config['mean'],
+        std=data_config['std'], re_prob=args.reprob, re_mode=args.remode, re_count=args.recount)
+    val_set.transform = eval_transform(data_config)
+
+
+def eval_transform(data_config: Dict[str, Any]):
+    """timm's evaluation transform (resize, center crop, normalize) for a resolved data config."""
+    return create_transform(
+        tuple(data_config['input_size']), is_training=False, interpolation=data_config['interpolation'],
+        mean=tuple(data_config['mean']), std=tuple(data_config['std']), crop_pct=data_config['crop_pct'],
+        crop_mode=data_config.get('crop_mode'))
+
+
+def _num_classes(args, dataset) -> int:
+    if args.num_classes is not None:
+        return args.num_classes
+    reader = getattr(dataset, 'reader', None)
+    class_to_idx = getattr(reader, 'class_to_idx', None)
+    if not class_to_idx:
+        raise ValueError('cannot tell the number of classes of this dataset: pass --num-classes')
+    return len(class_to_idx)
+
+
+def train(args: argparse.Namespace) -> Dict[str, Any]:
+    """Run the training that ``args`` describe (see :func:`zoo.train.config.train_parser`); returns the last
+    and best evaluation results and the output directory."""
+    device, world_size, rank, _ = setup_distributed(args.device)
+    main_process = rank == 0
+    if args.deterministic:
+        torch.use_deterministic_algorithms(True)
+    amp_dtype = None
+    if args.amp:
+        amp_dtype = getattr(torch, args.amp_dtype or ('float16' if device.type == 'cuda' else 'bfloat16'))
+    _seed_epoch(args.seed, -1, 0)  # the same initial weights in every process
+
+    output = args.output if not args.experiment else os.path.join(args.output, args.experiment)
+    if main_process:
+        os.makedirs(output, exist_ok=True)
+        _setup_logging(os.path.join(output, 'log.txt'))
+
+    # data config from the model's pretrained_cfg, overridden by the options given
+    train_set = create_dataset(args.dataset, root=args.data_dir, split=args.train_split, is_training=True,
+                               batch_size=args.batch_size, seed=args.seed)
+    val_set = create_dataset(args.dataset, root=args.data_dir, split=args.val_split, is_training=False,
+                             batch_size=args.batch_size)
+    num_classes = _num_classes(args, train_set)
+    model = _build_model(args, num_classes)
+    overrides = {k: getattr(args, k) for k in ('mean', 'std', 'crop_pct') if getattr(args, k) is not None}
+    if args.img_size is not None:
+        overrides['input_size'] = (3, args.img_size, args.img_size)
+    if args.interpolation:
+        overrides['interpolation'] = args.interpolation
+    data_config = resolve_data_config(overrides, model=model)
+    _set_transforms(args, train_set, val_set, data_config)
+
+    model.to(device)
+    if args.channels_last:
+        model.to(memory_format=torch.channels_last)
+    lr = _learning_rate(args, world_size)
+    opt_kwargs = {}
+    if args.opt_eps is not None:
+        opt_kwargs['eps'] = args.opt_eps
+    if args.opt_betas is not None:
+        opt_kwargs['betas'] = tuple(args.opt_betas)
+    optimizer = create_optimizer_v2(model, opt=args.opt, lr=lr, weight_decay=args.weight_decay,
+                                    momentum=args.momentum, layer_decay=args.layer_decay, **opt_kwargs)
+    scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
+    ema = ModelEmaV3(model, decay=args.model_ema_decay, use_warmup=args.model_ema_warmup) \
+        if args.model_ema else None
+
+    mixup_fn = None
+    if args.mixup > 0 or args.cutmix > 0:
+        mixup_fn = Mixup(mixup_alpha=args.mixup, cutmix_alpha=args.cutmix, prob=args.mixup_prob,
+                         switch_prob=args.mixup_switch_prob, mode=args.mixup_mode,
+                         label_smoothing=args.smoothing, num_classes=num_classes)
+        criterion: nn.Module = SoftTargetCrossEntropy()
+    elif args.smoothing > 0:
+        criterion = LabelSmoothingCrossEntropy(args.smoothing)
+    else:
+        criterion = nn.CrossEntropyLoss()
+
+    train_loader = build_loader(train_set, args.batch_size, True, world_size, rank, args.workers, args.pin_mem,
+                                seed=args.seed, aug_repeats=args.aug_repeats)
+    val_loader = build_loader(val_set, args.batch_size, False, world_size, rank, args.workers, args.pin_mem)
+    updates_per_epoch = math.ceil(len(train_loader) / args.grad_accum_steps)
+    scheduler, num_epochs = create_scheduler_v2(
+        optimizer, sched=args.sched, num_epochs=args.epochs, warmup_epochs=args.warmup_epochs,
+        warmup_lr=args.warmup_lr, min_lr=args.min_lr, cooldown_epochs=args.cooldown_epochs,
+        step_on_epochs=not args.sched_on_updates, updates_per_epoch=updates_per_epoch)
+
+    start_epoch, num_updates = 0, 0
+    best = {'metric': None, 'epoch': None}
+    resume = args.resume
+    if resume == 'auto':
+        resume = os.path.join(output, 'last.pth') if os.path.isfile(os.path.join(output, 'last.pth')) else ''
+    if resume:
+        state = load_training_checkpoint(resume)
+        if state.get('arch') != args.model:
+            raise ValueError(f'{resume} was written for {state.get("arch")}, not {args.model}')
+        model.load_state_dict(state['state_dict'])
+        optimizer.load_state_dict(state['optimizer'])
+        scheduler.load_state_dict(state['scheduler'])
+        if ema is not None:
+            if 'state_dict_ema' not in state:
+                raise ValueError(f'{resume} holds no EMA weights; resume without --model-ema')
+            ema.module.load_state_dict(state['state_dict_ema'])
+        if scaler is not None and 'scaler' in state:
+            scaler.load_state_dict(state['scaler'])
+        _set_rng_state(state['rng'][min(rank, len(state['rng']) - 1)])
+        start_epoch, num_updates = state['epoch'] + 1, state['num_updates']
+        best = state.get('best', best)
+        if main_process:
+            _logger.info(f'resumed from {resume}: epoch {start_epoch}, {num_updates} updates')
+
+    train_model: nn.Module = model
+    if world_size > 1:
+        train_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == 'cuda' else None)
+
+    writer = None
+    if args.log_tensorboard and main_process:
+        from torch.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(os.path.join(output, 'tensorboard'))
+    if main_process:
+        _logger.info(f'{args.model}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params, '
+                     f'{num_classes} classes, {len(train_set)} train / {len(val_set)} val images, '
+                     f'{world_size} process(es) on {device}, lr {lr:.3g}, {num_epochs} epochs')
+
+    eval_metrics: Dict[str, float] = {}
+    for epoch in range(start_epoch, num_epochs):
+        _seed_epoch(args.seed, epoch, rank)
+        train_loader.sampler.set_epoch(epoch)
+        if mixup_fn is not None and args.mixup_off_epoch and epoch >= args.mixup_off_epoch:
+            mixup_fn.mixup_enabled = False
+        train_metrics, num_updates = _train_one_epoch(
+            epoch, train_model, train_loader, optimizer, criterion, scheduler, num_updates, device, args,
+            amp_dtype, scaler, ema, mixup_fn, main_process)
+        eval_metrics = evaluate(model, val_loader, device, amp_dtype, args.channels_last, world_size)
+        if ema is not None:
+            ema_metrics = evaluate(ema.module, val_loader, device, amp_dtype, args.channels_last, world_size)
+            eval_metrics = dict(ema_metrics, **{f'raw_{k}': v for k, v in eval_metrics.items()})
+        metric = eval_metrics[args.eval_metric]
+        scheduler.step(epoch + 1, metric)
+
+        rng = [_rng_state()]
+        if world_size > 1:
+            gathered = [None] * world_size
+            dist.all_gather_object(gathered, rng[0])
+            rng = gathered
+        if main_process:
+            better = best['metric'] is None or (metric < best['metric'] if args.eval_metric == 'loss'
+                                                else metric > best['metric'])
+            if better:
+                best = {'metric': metric, 'epoch': epoch}
+            state = {
+                'arch': args.model, 'epoch': epoch, 'num_updates': num_updates, 'num_classes': num_classes,
+                'state_dict': model.state_dict(), 'optimizer': optimizer.state_dict(),
+                'scheduler': scheduler.state_dict(), 'rng': rng, 'best': best, 'metrics': eval_metrics,
+                'data_config': {k: (list(v) if isinstance(v, tuple) else v) for k, v in data_config.items()},
+                'args': {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()},
+            }
+            if ema is not None:
+                state['state_dict_ema'] = ema.module.state_dict()
+            if scaler is not None:
+                state['scaler'] = scaler.state_dict()
+            save_training_checkpoint(os.path.join(output, 'last.pth'), state)
+            if better:
+                save_training_checkpoint(os.path.join(output, 'model_best.pth'), state)
+            lrs = [g['lr'] for g in optimizer.param_groups]
+            update_summary(epoch, train_metrics, eval_metrics, os.path.join(output, 'summary.csv'),
+                           lr=sum(lrs) / len(lrs), write_header=epoch == 0 or not os.path.exists(
+                               os.path.join(output, 'summary.csv')))
+            if writer is not None:
+                for k, v in train_metrics.items():
+                    writer.add_scalar(f'train/{k}', v, epoch)
+                for k, v in eval_metrics.items():
+                    writer.add_scalar(f'eval/{k}', v, epoch)
+                writer.flush()
+            _logger.info(f'epoch {epoch}: train loss {train_metrics["loss"]:.4f}, eval top-1 '
+                         f'{eval_metrics["top1"]:.2f} top-5 {eval_metrics["top5"]:.2f} loss {eval_metrics["loss"]:.4f}'
+                         f' (best {args.eval_metric} {best["metric"]:.4f} at epoch {best["epoch"]})')
+        if world_size > 1:
+            dist.barrier()
+    if writer is not None:
+        writer.close()
+    result = {'output': output, 'eval': eval_metrics, 'best': best, 'world_size': world_size}
+    if world_size > 1:
+        dist.destroy_process_group()
+    return result
+
+
+def _train_one_epoch(epoch, model, loader, optimizer, criterion, scheduler, num_updates, device, args,
+                     amp_dtype, scaler, ema, mixup_fn, main_process) -> Tuple[Dict[str, float], int]:
+    model.train()
+    accum = args.grad_accum_steps
+    n_batches = len(loader)
+    loss_sum, seen, t0 = 0.0, 0, time.time()
+    batches = loader
+    if main_process and not args.no_progress:
+        from tqdm import tqdm
+        batches = tqdm(loader, desc=f'epoch {epoch}', leave=False, dynamic_ncols=True)
+    optimizer.zero_grad(set_to_none=True)
+    for i, (images, target) in enumerate(batches):
+        images, target = images.to(device), target.to(device)
+        if mixup_fn is not None:
+            images, target = mixup_fn(images, target)
+        if args.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        update_now = (i + 1) % accum == 0 or i + 1 == n_batches
+        sync = contextlib.nullcontext() if update_now or not hasattr(model, 'no_sync') else model.no_sync()
+        with sync:
+            with _autocast(device, amp_dtype):
+                loss = criterion(model(images), target)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f'loss is {loss.item()} at epoch {epoch}, batch {i}')
+            step_loss = loss / accum
+            (scaler.scale(step_loss) if scaler is not None else step_loss).backward()
+        if update_now:
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            if args.clip_grad is not None:
+                dispatch_clip_grad(model.parameters(), args.clip_grad, mode=args.clip_mode)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            num_updates += 1
+            if ema is not None:
+                ema.update(model.module if hasattr(model, 'module') else model, step=num_updates)
+            scheduler.step_update(num_updates=num_updates)
+        loss_sum += loss.item() * images.shape[0]
+        seen += images.shape[0]
+        if main_process and (i % args.log_interval == 0 or i + 1 == n_batches):
+            lr = optimizer.param_groups[0]['lr']
+            msg = f'epoch {epoch} batch {i + 1}/{n_batches} loss {loss.item():.4f} lr {lr:.3g}'
+            if hasattr(batches, 'set_postfix_str'):
+                batches.set_postfix_str(f'loss {loss.item():.4f} lr {lr:.3g}')
+            _logger.debug(msg)
+            print(msg, flush=True)
+    return {'loss': loss_sum / max(seen, 1), 'images_per_s': seen / max(time.time() - t0, 1e-9)}, num_updates
+
+
+def _setup_logging(path: str) -> None:
+    _logger.setLevel(logging.INFO)
+    if not any(isinstance(h, logging.FileHandler) and h.baseFilename == os.path.abspath(path)
+               for h in _logger.handlers):
+        fh = logging.FileHandler(path)
+        fh.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
+        _logger.addHandler(fh)
+    if not any(type(h) is logging.StreamHandler for h in _logger.handlers):
+        _logger.addHandler(logging.StreamHandler())

@@ -1,0 +1,79 @@
+"""Top-1 / top-5 of a zoo model on an image folder, in train or deploy form, from a training checkpoint of
+``tools/train.py``, a zoo checkpoint or the authors' released file."""
+import os
+from typing import Any, Dict, Optional
+
+import torch
+from timm.data import create_dataset, resolve_data_config
+
+from ..checkpoint import load_checkpoint
+from ..registry import create_model
+from ..reparam import reparameterize
+from .data import build_loader
+from .engine import eval_transform, evaluate, setup_distributed
+
+__all__ = ['validate', 'read_training_checkpoint']
+
+
+def read_training_checkpoint(path: str) -> Optional[Dict[str, Any]]:
+    """The contents of ``path`` if it is a checkpoint written by ``tools/train.py``, else None (a plain
+    state dict, or a file that only loads with pickles allowed, as some official releases)."""
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception:
+        return None
+    if isinstance(state, dict) and 'arch' in state and 'num_updates' in state and 'state_dict' in state:
+        return state
+    return None
+
+
+def validate(data_dir: str, model_name: Optional[str] = None, checkpoint: str = '', split: str = 'val',
+             deploy: bool = False, use_ema: bool = False, num_classes: Optional[int] = None,
+             img_size: Optional[int] = None, crop_pct: Optional[float] = None, batch_size: int = 64,
+             workers: int = 2, amp: bool = False, channels_last: bool = False, device: str = '',
+             dataset: str = '', trust_pickle: bool = False) -> Dict[str, Any]:
+    """Evaluate and return ``{'model', 'form', 'top1', 'top5', 'loss', 'images', ...}``.
+
+    A training checkpoint brings its model name, class count and data config (image size, crop, mean/std),
+    each overridden by the arguments given; other files are loaded through the family's checkpoint filter
+    (official key layouts map onto the zoo's)."""
+    device_, world_size, rank, _ = setup_distributed(device)
+    state = read_training_checkpoint(checkpoint) if checkpoint else None
+    data_config: Dict[str, Any] = {}
+    if state is not None:
+        if model_name and model_name != state['arch']:
+            raise ValueError(f'{checkpoint} was trained as {state["arch"]}, not {model_name}')
+        model_name = state['arch']
+        num_classes = num_classes or state['num_classes']
+        data_config = dict(state.get('data_config') or {})
+    if not model_name:
+        raise ValueError('name the model (--model), or pass a training checkpoint of tools/train.py')
+    model = create_model(model_name, num_classes=num_classes or 1000)
+    if state is not None:
+        key = 'state_dict_ema' if use_ema else 'state_dict'
+        if key not in state:
+            raise ValueError(f'{checkpoint} holds no EMA weights')
+        load_checkpoint(model, state[key], source=f'{checkpoint}[{key}]')
+    elif checkpoint:
+        if use_ema:
+            raise ValueError('--use-ema needs a training checkpoint of tools/train.py')
+        load_checkpoint(model, checkpoint, trust_pickle=trust_pickle)
+    overrides = {k: v for k, v in data_config.items() if v is not None}
+    if img_size:
+        overrides['input_size'] = (3, img_size, img_size)
+    if crop_pct:
+        overrides['crop_pct'] = crop_pct
+    data_config = resolve_data_config(overrides, model=model)
+    form = 'deploy' if deploy else 'train'
+    model = reparameterize(model.eval()) if deploy else model.eval()
+    model.to(device_)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    ds = create_dataset(dataset, root=data_dir, split=split, is_training=False)
+    ds.transform = eval_transform(data_config)
+    loader = build_loader(ds, batch_size, False, world_size, rank, workers)
+    amp_dtype = (torch.float16 if device_.type == 'cuda' else torch.bfloat16) if amp else None
+    metrics = evaluate(model, loader, device_, amp_dtype, channels_last, world_size)
+    return dict(model=model_name, form=form, checkpoint=os.fspath(checkpoint) if checkpoint else '',
+                weights='ema' if use_ema else 'model', **metrics,
+                input_size=list(data_config['input_size']), crop_pct=data_config['crop_pct'])
