@@ -303,3 +303,23 @@ def test_grn_statistic_over_batch_slices():
     x = torch.randn(5, 64, 128, 64)  # 0.5M elements per sample: slices of two samples
     gx = torch.sqrt((x ** 2).sum((1, 2), keepdim=True))
     torch.testing.assert_close(grn(x), (grn.weight * gx / (gx.mean(-1, keepdim=True) + 1e-6) + 1) * x)
+
+
+def test_grn_gradient_is_finite_where_a_channel_is_all_zeros():
+    """A channel that is zero over the whole map (small late-stage maps after GELU underflow) has norm 0; the
+    backward must stay finite there (it once gave NaN and stopped a training run), and match autograd through
+    torch.linalg.vector_norm (timm's and the authors' form) everywhere."""
+    grn = GlobalResponseNorm(6)
+    with torch.no_grad():
+        grn.weight.copy_(torch.linspace(-1, 1, 6))
+        grn.bias.copy_(torch.linspace(0, 1, 6))
+    x = torch.randn(3, 2, 2, 6, dtype=torch.float64)
+    x[0, :, :, 2] = 0
+    x[1] = 0
+    ours = x.clone().requires_grad_()
+    grn.double()(ours).sum().backward()
+    ref = x.clone().requires_grad_()
+    g = torch.linalg.vector_norm(ref, dim=(1, 2), keepdim=True)
+    (ref + grn.weight * ref * (g / (g.mean(-1, keepdim=True) + grn.eps)) + grn.bias).sum().backward()
+    assert torch.isfinite(ours.grad).all()
+    assert torch.allclose(ours.grad, ref.grad, atol=1e-12)
