@@ -10,6 +10,7 @@ from conftest import randomize_norms
 from zoo.benchmark import Unfused, benchmark, count_flops, to_csv, to_markdown
 from zoo.layers import naive_attention
 from zoo.models.lsnet import SKA
+from zoo.models.shvit import SingleHeadAttention
 
 
 def test_flops_are_two_per_multiply_add():
@@ -69,10 +70,14 @@ def test_unfused_form_and_timm_peer_in_its_deploy_form():
     assert [(r.model, r.form) for r in rows] == [('shvit_s1', 'unfused'), ('shvit_s1', 'deploy'), ('shvit_s1', 'timm')]
     unfused, deploy, peer = rows
     assert deploy.latency_ratio == unfused.latency_ms / deploy.latency_ms
-    # timm's SHViT, fused by timm, keeps the group norms' affine maps that the zoo folds into the qkv convs
+    # timm's SHViT, fused by timm, keeps the group norms' affine maps that the zoo folds into the qkv convs; the
+    # zoo's deploy qkv holds q and k zero-padded from qk_dim to pdim (weight rows and biases)
     model = zoo.create_model('shvit_s1')
     norm_affine = sum(m.weight.numel() * 2 for m in model.modules() if isinstance(m, torch.nn.GroupNorm))
-    assert peer.params - deploy.params == norm_affine > 0
+    padding = sum(2 * (m.pdim - m.qk_dim) * (m.pdim + 1) for m in model.modules()
+                  if isinstance(m, SingleHeadAttention))
+    assert norm_affine > 0 and padding > 0
+    assert deploy.params - peer.params == padding - norm_affine
 
 
 def test_unfused_computes_the_same_outputs():

@@ -229,6 +229,11 @@ def train(args: argparse.Namespace) -> Dict[str, Any]:
     amp_dtype = None
     if args.amp:
         amp_dtype = getattr(torch, args.amp_dtype or ('float16' if device.type == 'cuda' else 'bfloat16'))
+    if amp_dtype == torch.bfloat16 and device.type == 'cpu' and args.channels_last:
+        # measured with torch 2.9.1 (docs/training.md): LSNet's gradients reach 1e18-1e20 and the loss turns NaN
+        # within an epoch, where either option alone trains normally
+        _logger.warning('bf16 autocast together with --channels-last on CPU gave exploding gradients in this '
+                        'PyTorch build; use one of the two')
     _seed_epoch(args.seed, -1, 0)  # the same initial weights in every process
 
     output = args.output if not args.experiment else os.path.join(args.output, args.experiment)
