@@ -102,7 +102,9 @@ def load_training_checkpoint(path: str) -> Dict[str, Any]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f'checkpoint to resume from not found: {path}')
     state = torch.load(path, map_location='cpu', weights_only=True)
-    missing = [k for k in ('state_dict', 'optimizer', 'epoch', 'num_updates') if k not in state]
+    if not isinstance(state, dict):
+        raise ValueError(f'{path} holds a {type(state).__name__}, not a training checkpoint of tools/train.py')
+    missing = [k for k in ('arch', 'state_dict', 'optimizer', 'epoch', 'num_updates') if k not in state]
     if missing:
         raise ValueError(f'{path} is not a training checkpoint of tools/train.py (no {", ".join(missing)}); '
                          'to start from its weights use --initial-checkpoint')
@@ -440,7 +442,6 @@ def _train_one_epoch(epoch, model, loader, optimizer, criterion, scheduler, num_
             msg = f'epoch {epoch} batch {i + 1}/{n_batches} loss {loss.item():.4f} lr {lr:.3g}'
             if hasattr(batches, 'set_postfix_str'):
                 batches.set_postfix_str(f'loss {loss.item():.4f} lr {lr:.3g}')
-            _logger.debug(msg)
             print(msg, flush=True)
     return {'loss': loss_sum / max(seen, 1), 'images_per_s': seen / max(time.time() - t0, 1e-9)}, num_updates
 

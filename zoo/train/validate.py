@@ -10,7 +10,7 @@ from ..checkpoint import load_checkpoint
 from ..registry import create_model
 from ..reparam import reparameterize
 from .data import build_loader
-from .engine import eval_transform, evaluate, setup_distributed
+from .engine import eval_transform, evaluate, load_training_checkpoint, setup_distributed
 
 __all__ = ['validate', 'read_training_checkpoint']
 
@@ -19,12 +19,9 @@ def read_training_checkpoint(path: str) -> Optional[Dict[str, Any]]:
     """The contents of ``path`` if it is a checkpoint written by ``tools/train.py``, else None (a plain
     state dict, or a file that only loads with pickles allowed, as some official releases)."""
     try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
+        return load_training_checkpoint(path)
     except Exception:
         return None
-    if isinstance(state, dict) and 'arch' in state and 'num_updates' in state and 'state_dict' in state:
-        return state
-    return None
 
 
 def validate(data_dir: str, model_name: Optional[str] = None, checkpoint: str = '', split: str = 'val',
