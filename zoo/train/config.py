@@ -126,7 +126,7 @@ def train_parser() -> argparse.ArgumentParser:
     g.add_argument('--seed', type=int, default=42)
     g.add_argument('--deterministic', action='store_true', help='torch.use_deterministic_algorithms(True)')
     g.add_argument('--output', default='output/train', help='directory for checkpoints and logs')
-    g.add_argument('--experiment', default='', help='sub-directory name (default: <model>-<time>)')
+    g.add_argument('--experiment', default='', help='sub-directory of --output for this run (default: none)')
     g.add_argument('--resume', default='', help="a checkpoint from this script ('auto': <output>/last.pth if any)")
     g.add_argument('--eval-metric', default='top1', choices=['top1', 'top5', 'loss'])
     g.add_argument('--log-interval', type=int, default=50, help='batches between log lines')

@@ -31,11 +31,12 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3, accuracy, dispatch_clip_grad, update_summary
 
-from ..checkpoint import check_state_dict, checkpoint_filter_for, load_checkpoint, read_checkpoint
+from ..checkpoint import check_state_dict, checkpoint_filter_for, read_checkpoint
 from ..registry import create_model
 from .data import build_loader
 
-__all__ = ['train', 'evaluate', 'eval_transform', 'load_initial_checkpoint', 'setup_distributed', 'save_training_checkpoint', 'load_training_checkpoint']
+__all__ = ['train', 'evaluate', 'eval_transform', 'amp_dtype_for', 'load_initial_checkpoint', 'setup_distributed',
+           'save_training_checkpoint', 'load_training_checkpoint']
 
 _logger = logging.getLogger('zoo.train')
 
@@ -145,6 +146,11 @@ def evaluate(model: nn.Module, loader, device: torch.device, amp_dtype: Optional
             'images': int(sums[0].item())}
 
 
+def amp_dtype_for(device: torch.device, name: Optional[str] = None) -> torch.dtype:
+    """The autocast dtype: ``name`` if given, else float16 on GPU (with a gradient scaler), bfloat16 on CPU."""
+    return getattr(torch, name or ('float16' if device.type == 'cuda' else 'bfloat16'))
+
+
 def _autocast(device: torch.device, dtype: Optional[torch.dtype]):
     if dtype is None:
         return contextlib.nullcontext()
@@ -185,13 +191,13 @@ def load_initial_checkpoint(model: nn.Module, path: str) -> None:
     expected = model.state_dict()
     replaced = [k for k, v in state_dict.items() if k.startswith(heads) and k in expected
                 and v.shape != expected[k].shape]
-    if not replaced:
-        load_checkpoint(model, state_dict, source=path)
-        return
-    state_dict = {k: v for k, v in state_dict.items() if not k.startswith(heads)}
-    check_state_dict(state_dict, model, ignore=heads, source=path)
-    model.load_state_dict(state_dict, strict=False)
-    _logger.info(f'{path}: classifier {", ".join(replaced)} has another class count; left at its initialization')
+    if replaced:
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith(heads)}
+    check_state_dict(state_dict, model, ignore=heads if replaced else (), source=path)
+    model.load_state_dict(state_dict, strict=not replaced)
+    if replaced:
+        _logger.info(f'{path}: classifier {", ".join(replaced)} has another class count; left at its '
+                     'initialization')
 
 
 def _set_transforms(args, train_set, val_set, data_config: Dict[str, Any]) -> None:
@@ -228,9 +234,7 @@ def train(args: argparse.Namespace) -> Dict[str, Any]:
     main_process = rank == 0
     if args.deterministic:
         torch.use_deterministic_algorithms(True)
-    amp_dtype = None
-    if args.amp:
-        amp_dtype = getattr(torch, args.amp_dtype or ('float16' if device.type == 'cuda' else 'bfloat16'))
+    amp_dtype = amp_dtype_for(device, args.amp_dtype) if args.amp else None
     if amp_dtype == torch.bfloat16 and device.type == 'cpu' and args.channels_last:
         # measured with torch 2.9.1 (docs/training.md): LSNet's gradients reach 1e18-1e20 and the loss turns NaN
         # within an epoch, where either option alone trains normally
@@ -300,14 +304,16 @@ def train(args: argparse.Namespace) -> Dict[str, Any]:
         resume = os.path.join(output, 'last.pth') if os.path.isfile(os.path.join(output, 'last.pth')) else ''
     if resume:
         state = load_training_checkpoint(resume)
-        if state.get('arch') != args.model:
-            raise ValueError(f'{resume} was written for {state.get("arch")}, not {args.model}')
+        # every check before anything is copied: a refused resume leaves the model as it was
+        if state['arch'] != args.model:
+            raise ValueError(f'{resume} was written for {state["arch"]}, not {args.model}')
+        if ema is not None and 'state_dict_ema' not in state:
+            raise ValueError(f'{resume} holds no EMA weights; resume without --model-ema')
+        check_state_dict(state['state_dict'], model, source=resume)
         model.load_state_dict(state['state_dict'])
         optimizer.load_state_dict(state['optimizer'])
         scheduler.load_state_dict(state['scheduler'])
         if ema is not None:
-            if 'state_dict_ema' not in state:
-                raise ValueError(f'{resume} holds no EMA weights; resume without --model-ema')
             ema.module.load_state_dict(state['state_dict_ema'])
         if scaler is not None and 'scaler' in state:
             scaler.load_state_dict(state['scaler'])

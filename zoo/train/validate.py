@@ -10,7 +10,7 @@ from ..checkpoint import load_checkpoint
 from ..registry import create_model
 from ..reparam import reparameterize
 from .data import build_loader
-from .engine import eval_transform, evaluate, load_training_checkpoint, setup_distributed
+from .engine import amp_dtype_for, eval_transform, evaluate, load_training_checkpoint, setup_distributed
 
 __all__ = ['validate', 'read_training_checkpoint']
 
@@ -69,7 +69,7 @@ def validate(data_dir: str, model_name: Optional[str] = None, checkpoint: str = 
     ds = create_dataset(dataset, root=data_dir, split=split, is_training=False)
     ds.transform = eval_transform(data_config)
     loader = build_loader(ds, batch_size, False, world_size, rank, workers)
-    amp_dtype = (torch.float16 if device_.type == 'cuda' else torch.bfloat16) if amp else None
+    amp_dtype = amp_dtype_for(device_) if amp else None
     metrics = evaluate(model, loader, device_, amp_dtype, channels_last, world_size)
     return dict(model=model_name, form=form, checkpoint=os.fspath(checkpoint) if checkpoint else '',
                 weights='ema' if use_ema else 'model', **metrics,
