@@ -160,6 +160,18 @@ def test_other_num_classes_and_in_chans_adapt_from_checkpoint(tmp_path):
     torch.testing.assert_close(m.stages[1].downsample[0].conv.weight, sd['blocks2.0.c.weight'])
 
 
+@pytest.mark.parametrize('name', ['lsnet_t', 'convnext_atto'])
+def test_headless_model_loads_a_checkpoint_with_a_classifier(name, tmp_path):
+    # num_classes=0 (a feature extractor) drops the classifier: its keys are neither missing nor unexpected
+    full = zoo.create_model(name)
+    path = tmp_path / 'ck.pth'
+    torch.save(full.state_dict(), path)
+    m = timm.create_model(f'zoo/{name}', pretrained=True, num_classes=0, pretrained_cfg_overlay=dict(file=str(path)))
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(m.eval()(x), full.eval().forward_head(full.forward_features(x), pre_logits=True))
+
+
 def _snapshot(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 

@@ -150,8 +150,15 @@ def check_pretrained(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> D
     cfg = getattr(model, 'pretrained_cfg', None) or {}
     ignore = []
     classifier = cfg.get('classifier')
+    classifiers = ((classifier,) if isinstance(classifier, str) else classifier) or ()
     if classifier and getattr(model, 'num_classes', None) != cfg.get('num_classes'):
-        ignore += [c + '.' for c in ((classifier,) if isinstance(classifier, str) else classifier)]
+        ignore += [c + '.' for c in classifiers]
+    if classifier and getattr(model, 'num_classes', None) == 0:
+        # a headless model (num_classes=0) has no classifier, nor the head parts that only serve it (LSNet's
+        # and SHViT's BatchNorm before the Linear): their checkpoint entries are dropped, not refused
+        heads = tuple(c.rsplit('.', 1)[0] + '.' for c in classifiers)
+        expected = model.state_dict()
+        state_dict = {k: v for k, v in state_dict.items() if k in expected or not k.startswith(heads)}
     first_conv = cfg.get('first_conv')
     if first_conv and getattr(model, 'in_chans', 3) != (cfg.get('input_size') or (3,))[0]:
         ignore += [c + '.weight' for c in ((first_conv,) if isinstance(first_conv, str) else first_conv)]
