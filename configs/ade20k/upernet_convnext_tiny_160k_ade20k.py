@@ -1,0 +1,15 @@
+# ConvNeXt-T UperNet 160k, 512x512 (reported single-scale mIoU 46.0).
+# A LayerNorm on every output, drop path 0.4; AdamW 1e-4, wd 0.05, stage-wise lr decay 0.9 with num_layers 6,
+# mixed precision; tested with 512x512 sliding windows at stride 341.
+# Source: facebookresearch/ConvNeXt semantic_segmentation/configs/convnext/upernet_convnext_*_512_160k_ade20k_ss.py.
+_base_ = ['./_base_/upernet_160k.py']
+model = dict(
+    backbone=dict(
+        type='zoo.Backbone', arch='convnext_tiny', drop_path_rate=0.4,
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/convnext_tiny_1k_224_ema.pth')),
+    decode_head=dict(in_channels=[96, 192, 384, 768], in_index=[0, 1, 2, 3]),
+    auxiliary_head=dict(in_channels=384, in_index=2),
+    test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(341, 341)))
+optim_wrapper = dict(type='AmpOptimWrapper', constructor='zoo.LayerDecayOptimizerConstructor',
+                     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
+                     paramwise_cfg=dict(decay_rate=0.9, decay_type='stage_wise', num_layers=6))

@@ -1,0 +1,51 @@
+# LSNet-T Mask R-CNN (configs/coco/mask-rcnn_lsnet_t_fpn_1x_coco.py) trained from scratch on the generated
+# COCO-format shapes (tools/make_shapes.py): the learning check of the detection stack on 2 CPU cores.
+# Images 128 px at their size; 3 classes; no ImageNet weights, so the backbone's BatchNorms train.
+_base_ = ['../coco/mask-rcnn_lsnet_t_fpn_1x_coco.py']
+data_root = 'data/coco_shapes/'
+metainfo = dict(classes=('circle', 'square', 'triangle'))
+scale = (128, 128)
+# at most 4 objects per image: 64 sampled RoIs and 300 proposals per image instead of COCO's 512 and 1000;
+# RoIAlign with 2x2 samples per bin (mmcv's CPU RoIAlign with adaptive sampling is slow), and a mask head of
+# two 128-channel convs instead of four of 256 (on CPU the mask head is most of a training step)
+model = dict(
+    backbone=dict(norm_eval=False, init_cfg=None),
+    roi_head=dict(bbox_roi_extractor=dict(roi_layer=dict(sampling_ratio=2)), bbox_head=dict(num_classes=3),
+                  mask_roi_extractor=dict(roi_layer=dict(sampling_ratio=2)),
+                  mask_head=dict(num_classes=3, num_convs=2, conv_out_channels=128)),
+    train_cfg=dict(rpn_proposal=dict(nms_pre=1000, max_per_img=300), rcnn=dict(sampler=dict(num=64))),
+    test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=300), rcnn=dict(max_per_img=20)))
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='Resize', scale=scale, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=scale, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+train_dataloader = dict(
+    batch_size=4, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, metainfo=metainfo, ann_file='annotations/instances_train2017.json',
+                 data_prefix=dict(img='train2017/'), pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=4, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, metainfo=metainfo, ann_file='annotations/instances_val2017.json',
+                 data_prefix=dict(img='val2017/'), pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json', metric=['bbox', 'segm'])
+test_evaluator = val_evaluator
+max_iters = 800
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+optim_wrapper = dict(optimizer=dict(lr=1e-3, weight_decay=0.05), clip_grad=dict(max_norm=10.))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(type='CosineAnnealingLR', T_max=max_iters - 100, eta_min_ratio=0.01, by_epoch=False, begin=100,
+         end=max_iters),
+]
+default_hooks = dict(logger=dict(interval=50), checkpoint=dict(by_epoch=False, interval=500, max_keep_ckpts=2))
+log_processor = dict(by_epoch=False)

@@ -1,0 +1,369 @@
+"""zoo.Backbone in mmdet and mmseg: every family's Mask R-CNN and UperNet from the project's configs on the
+generated COCO / ADE20K-format shapes, bad inputs, checkpoints, freezing, layer-wise lr decay, the
+transposed-conv FPN, mmengine resume and a two-process torchrun run."""
+import copy
+import glob
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import zoo
+import zoo.mm
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
+from zoo.checkpoint import CheckpointMismatchError
+from zoo.mm.runner import adapt_to_cpu
+from zoo.mm.shapes import make_ade_shapes, make_coco_shapes
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = os.path.join(ROOT, 'configs')
+
+# family: (its Mask R-CNN config, its UperNet config, its smallest variant)
+FAMILIES = {
+    'lsnet': ('mask-rcnn_lsnet_t_fpn_1x_coco', 'upernet_lsnet_t_160k_ade20k', 'lsnet_t'),
+    'convnext': ('mask-rcnn_convnext_tiny_fpn_ms-crop_3x_coco', 'upernet_convnext_tiny_160k_ade20k', 'convnext_atto'),
+    'inceptionnext': ('mask-rcnn_inceptionnext_tiny_fpn_ms-crop_3x_coco', 'upernet_inceptionnext_tiny_160k_ade20k',
+                      'inceptionnext_atto'),
+    'unireplknet': ('mask-rcnn_unireplknet_t_fpn_ms-crop_3x_coco', 'upernet_unireplknet_t_160k_ade20k', 'unireplknet_a'),
+    'fasternet': ('mask-rcnn_fasternet_s_fpn_1x_coco', 'upernet_fasternet_s_160k_ade20k', 'fasternet_t0'),
+    'shvit': ('mask-rcnn_shvit_s4_fpn_1x_coco', 'upernet_shvit_s4_160k_ade20k', 'shvit_s1'),
+    'litv2': ('mask-rcnn_litv2_s_fpn_1x_coco', 'upernet_litv2_s_160k_ade20k', 'litv2_s'),
+    'biformer': ('mask-rcnn_biformer_s_fpn_1x_coco', 'upernet_biformer_s_160k_ade20k', 'biformer_t'),
+}
+
+
+@pytest.fixture(scope='module')
+def shapes(tmp_path_factory):
+    root = tmp_path_factory.mktemp('shapes')
+    make_coco_shapes(str(root / 'coco'), num_train=4, num_val=2, size=96, seed=1)
+    make_ade_shapes(str(root / 'ade'), num_train=4, num_val=2, size=96, seed=1)
+    return root
+
+
+def family_config(task: str, name: str, arch: str, data_root) -> Config:
+    """The family's config on the shapes data (the dataloaders, evaluators and class counts of
+    configs/shapes/), with ``arch`` as backbone and the heads' in_channels following it."""
+    cfg = Config.fromfile(os.path.join(CONFIGS, task, name + '.py'))
+    shapes = Config.fromfile(os.path.join(CONFIGS, 'shapes', 'mask-rcnn_lsnet_t_fpn_shapes.py' if task == 'coco'
+                                          else 'upernet_lsnet_t_shapes.py'))
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator', 'test_evaluator'):
+        cfg[key] = copy.deepcopy(shapes[key])
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = str(data_root) + '/'
+    bb = cfg.model.backbone
+    bb.arch, bb.init_cfg = arch, None
+    chans = zoo.mm.out_channels(arch, bb.get('out_indices', (0, 1, 2, 3)))
+    if task == 'coco':
+        cfg.val_evaluator.ann_file = cfg.test_evaluator.ann_file = str(data_root / 'annotations/instances_val2017.json')
+        cfg.model.neck.in_channels = chans
+        cfg.model.roi_head.bbox_head.num_classes = cfg.model.roi_head.mask_head.num_classes = 3
+    else:
+        cfg.model.data_preprocessor.size = shapes.model.data_preprocessor.size
+        cfg.model.decode_head.in_channels = chans
+        cfg.model.auxiliary_head.in_channels = chans[cfg.model.auxiliary_head.in_index]
+        cfg.model.decode_head.num_classes = cfg.model.auxiliary_head.num_classes = 4
+    adapt_to_cpu(cfg)
+    return cfg
+
+
+def build(cfg: Config):
+    init_default_scope(cfg.default_scope)
+    if cfg.default_scope == 'mmdet':
+        from mmdet.registry import DATASETS, MODELS
+    else:
+        from mmseg.registry import DATASETS, MODELS
+    return MODELS.build(cfg.model), DATASETS.build(cfg.train_dataloader.dataset)
+
+
+@pytest.mark.parametrize('task', ['coco', 'ade20k'])
+@pytest.mark.parametrize('family', sorted(FAMILIES))
+def test_mask_rcnn_and_upernet_train_step_for_every_family(family, task, shapes):
+    det_cfg, seg_cfg, arch = FAMILIES[family]
+    cfg = family_config(task, det_cfg if task == 'coco' else seg_cfg, arch,
+                        shapes / ('coco' if task == 'coco' else 'ade'))
+    model, dataset = build(cfg)
+    model.init_weights()
+    model.train()
+    data = model.data_preprocessor(pseudo_collate([dataset[0], dataset[1]]), True)
+    losses = model(**data, mode='loss')
+    loss, log_vars = model.parse_losses(losses)
+    assert torch.isfinite(loss), log_vars
+    expected = {'loss_rpn_cls', 'loss_cls', 'loss_bbox', 'loss_mask'} if task == 'coco' else {'decode.loss_ce', 'aux.loss_ce'}
+    assert expected <= set(log_vars)
+    loss.backward()
+    # every trainable backbone parameter takes part (DistributedDataParallel needs no unused-parameter search)
+    no_grad = [n for n, p in model.backbone.named_parameters() if p.requires_grad and p.grad is None]
+    assert not no_grad, no_grad[:5]
+    assert model.backbone.model.stem.parameters().__next__().grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        out = model.test_step(pseudo_collate([dataset[0]]))
+    if task == 'coco':
+        assert out[0].pred_instances.bboxes.shape[1] == 4
+    else:
+        # predictions come back at the image's original size
+        assert tuple(out[0].pred_sem_seg.data.shape[-2:]) == tuple(out[0].metainfo['ori_shape'])
+
+
+def test_every_config_parses_and_names_a_fitting_neck():
+    files = sorted(glob.glob(os.path.join(CONFIGS, 'coco', '*.py')) + glob.glob(os.path.join(CONFIGS, 'ade20k', '*.py')))
+    assert len(files) >= 45
+    for f in files:
+        cfg = Config.fromfile(f)
+        bb = cfg.model.backbone
+        assert bb.type == 'zoo.Backbone' and zoo.registry.is_zoo_model(bb.arch), f
+        chans = zoo.mm.out_channels(bb.arch, bb.get('out_indices', (0, 1, 2, 3)))
+        if 'neck' in cfg.model and 'in_channels' in cfg.model.neck:
+            assert list(cfg.model.neck.in_channels) == chans, f
+        if cfg.model.get('decode_head', {}).get('type') == 'UPerHead':
+            assert list(cfg.model.decode_head.in_channels) == chans, f
+            assert cfg.model.auxiliary_head.in_channels == chans[cfg.model.auxiliary_head.in_index], f
+        ckpt = bb.init_cfg.checkpoint
+        assert ckpt.startswith('checkpoints/'), f
+
+
+# ------------------------------------------------------------------------------------------- the backbone
+
+def test_outputs_strides_and_norms():
+    b = zoo.mm.ZooBackbone('convnext_atto', out_indices=(1, 3))
+    outs = b(torch.randn(2, 3, 96, 128))
+    assert [tuple(o.shape) for o in outs] == [(2, 80, 12, 16), (2, 320, 3, 4)]
+    assert b.out_channels == [80, 320] and len(b.norms) == 2
+    # stages after the last output and the classification head are gone
+    assert len(b.model.stages) == 4 and not any(k.startswith('head.fc') for k in b.state_dict())
+    b = zoo.mm.ZooBackbone('lsnet_t', out_indices=(0, 1))
+    assert len(b.model.stages) == 2 and b.norms is None
+    assert [o.shape[1] for o in b(torch.randn(1, 3, 64, 64))] == [64, 128]
+    b = zoo.mm.ZooBackbone('litv2_s', out_norm=(None, 'ln', 'ln', 'ln'))
+    assert isinstance(b.norms[0], torch.nn.Identity) and isinstance(b.norms[1], zoo.layers.norm.LayerNorm2d)
+
+
+def test_matches_forward_intermediates_of_the_classifier():
+    model = zoo.create_model('fasternet_t0').eval()
+    b = zoo.mm.ZooBackbone('fasternet_t0', out_norm=None).eval()
+    b.model.load_state_dict({k: v for k, v in model.state_dict().items() if k in b.model.state_dict()})
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for got, want in zip(b(x), model.forward_intermediates(x, intermediates_only=True)):
+            torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize('kwargs, error, words', [
+    (dict(arch='lsnet_q'), zoo.UnknownModelError, 'lsnet_t'),
+    (dict(arch=3), TypeError, 'arch'),
+    (dict(arch='lsnet_t', out_indices=(0, 4)), ValueError, 'out of range for lsnet_t: it has 4 stages'),
+    (dict(arch='shvit_s1', out_indices=(0, 1, 2, 3)), ValueError, 'it has 3 stages'),
+    (dict(arch='lsnet_t', out_indices=(2, 1)), ValueError, 'increasing'),
+    (dict(arch='lsnet_t', frozen_stages=5), ValueError, 'frozen_stages=5'),
+    (dict(arch='lsnet_t', out_norm='gn'), ValueError, 'out_norm'),
+])
+def test_bad_arguments_are_named(kwargs, error, words):
+    from mmdet.registry import MODELS
+    with pytest.raises(error, match=words):
+        MODELS.build(dict(type='zoo.Backbone', **kwargs))
+
+
+def _params(module):
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def test_pretrained_official_zoo_and_detector_checkpoints(tmp_path):
+    from test_checkpoint import official_state_dict
+    # the authors' ImageNet file (their key names, a classifier): mapped, head and final norm dropped
+    sd = official_state_dict('lsnet_t')
+    torch.save({'model': sd}, tmp_path / 'official.pth')
+    b = zoo.mm.ZooBackbone('lsnet_t', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'official.pth')))
+    b.init_weights()
+    torch.testing.assert_close(b.model.stem[0].conv.weight, sd['patch_embed.0.c.weight'])
+    # a zoo file
+    full = zoo.create_model('convnext_atto')
+    torch.save(full.state_dict(), tmp_path / 'zoo.pth')
+    b = zoo.mm.ZooBackbone('convnext_atto', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'zoo.pth')))
+    b.init_weights()
+    torch.testing.assert_close(b.model.stages[3].blocks[1].mlp.fc2.weight, full.stages[3].blocks[1].mlp.fc2.weight)
+    # a detector built on zoo.Backbone (mmengine's layout: meta, message hub, 'backbone.' keys)
+    det_state = {'state_dict': {'backbone.' + k: v + 1 for k, v in b.state_dict().items()
+                                if v.is_floating_point()} | {'neck.x': torch.zeros(1)},
+                 'meta': {'epoch': 1}}
+    for k, v in b.state_dict().items():
+        if not v.is_floating_point():
+            det_state['state_dict']['backbone.' + k] = v
+    torch.save(det_state, tmp_path / 'det.pth')
+    c = zoo.mm.ZooBackbone('convnext_atto', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'det.pth')))
+    c.init_weights()
+    torch.testing.assert_close(c.norms[0].weight, b.norms[0].weight + 1)
+
+
+def test_checkpoint_of_another_arch_is_refused_untouched(tmp_path):
+    torch.save(zoo.create_model('lsnet_s').state_dict(), tmp_path / 's.pth')
+    b = zoo.mm.ZooBackbone('lsnet_t', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 's.pth')))
+    before = _params(b)
+    with pytest.raises(CheckpointMismatchError, match=r'(?s)does not fit.*shape mismatch.*arch=.lsnet_t'):
+        b.init_weights()
+    assert all(torch.equal(v, before[k]) for k, v in b.state_dict().items())
+    with pytest.raises(ValueError, match='names no checkpoint'):
+        zoo.mm.ZooBackbone('lsnet_t', init_cfg=dict(type='Pretrained')).init_weights()
+
+
+def test_frozen_stages_and_norm_eval():
+    b = zoo.mm.ZooBackbone('fasternet_t0', frozen_stages=1, norm_eval=True).train()
+    frozen = [n for n, p in b.named_parameters() if not p.requires_grad]
+    assert frozen and all(n.startswith(('model.stem.', 'model.stages.0.')) for n in frozen)
+    assert all(p.requires_grad for n, p in b.named_parameters() if n.startswith('model.stages.1.'))
+    assert all(not m.training for m in b.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    b = zoo.mm.ZooBackbone('fasternet_t0', frozen_stages=0).train()
+    assert not b.model.stem.training and b.model.stages[0].training
+    assert all(not p.requires_grad for p in b.model.stem.parameters())
+    assert all(p.requires_grad for p in b.model.stages.parameters())
+    bns = [m for m in b.model.stages.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(m.training for m in bns)
+
+
+def test_drop_path_and_model_kwargs_reach_the_model():
+    b = zoo.mm.ZooBackbone('biformer_t', drop_path_rate=0.3, model_kwargs=dict(n_win=4))
+    assert b.model.stages[0].blocks[0].attn.n_win == 4
+    rates = [m.drop_prob for m in b.modules() if type(m).__name__ == 'DropPath']
+    assert rates and math.isclose(max(rates), 0.3, rel_tol=1e-6)
+
+
+# ------------------------------------------------------------------------------- neck and layer decay
+
+def test_trans_conv_fpn_levels():
+    from mmdet.registry import MODELS
+    neck = MODELS.build(dict(type='zoo.TransConvFPN', in_channels=[128, 224, 320], out_channels=16, num_outs=5,
+                             num_extra_trans_convs=2))
+    outs = neck([torch.randn(1, c, s, s) for c, s in zip([128, 224, 320], [8, 4, 2])])
+    assert [o.shape[-1] for o in outs] == [32, 16, 8, 4, 2]
+    neck = MODELS.build(dict(type='zoo.TransConvFPN', in_channels=[8, 16], out_channels=4, num_outs=3,
+                             add_extra_convs='on_input'))
+    assert [o.shape[-1] for o in neck([torch.randn(1, 8, 8, 8), torch.randn(1, 16, 4, 4)])] == [8, 4, 2]
+    with pytest.raises(ValueError, match='num_extra_trans_convs'):
+        MODELS.build(dict(type='zoo.TransConvFPN', in_channels=[8], out_channels=4, num_outs=1, num_extra_trans_convs=1))
+
+
+def test_layer_decay_ids_follow_the_official_convnext_rule():
+    lid = zoo.mm.layer_id
+    assert lid('backbone.model.stem.0.weight', 12) == 0
+    assert lid('backbone.model.stages.0.blocks.2.conv_dw.weight', 12) == 1
+    assert lid('backbone.model.stages.1.downsample.1.weight', 12) == 2
+    assert lid('backbone.model.stages.2.downsample.1.weight', 12) == 3
+    assert lid('backbone.model.stages.2.blocks.7.mlp.fc1.weight', 12) == 3 + 7 // 3
+    assert lid('backbone.model.stages.3.blocks.0.norm.weight', 12) == 12
+    assert lid('backbone.norms.0.weight', 12) == 13 and lid('neck.lateral_convs.0.conv.weight', 12) == 13
+    assert lid('backbone.model.stages.2.blocks.7.mlp.fc1.weight', 6, 'stage_wise') == 3
+    assert lid('backbone.model.stages.2.downsample.1.weight', 6, 'stage_wise') == 0
+    with pytest.raises(ValueError, match='decay_type'):
+        lid('backbone.model.stem.0.weight', 6, 'block_wise')
+
+
+def test_layer_decay_constructor_builds_scaled_groups():
+    from mmengine.optim import build_optim_wrapper
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(os.path.join(CONFIGS, 'ade20k', 'upernet_convnext_tiny_160k_ade20k.py'))
+    cfg.model.backbone.update(arch='convnext_atto', init_cfg=None)
+    cfg.model.decode_head.in_channels = zoo.mm.out_channels('convnext_atto')
+    cfg.model.auxiliary_head.in_channels = 160
+    adapt_to_cpu(cfg)
+    model = MODELS.build(cfg.model)
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    groups = {id(p): g for g in wrapper.optimizer.param_groups for p in g['params']}
+    stem = model.backbone.model.stem[0].weight
+    head = model.decode_head.conv_seg.weight
+    block_bias = model.backbone.model.stages[2].blocks[0].conv_dw.bias
+    # stage-wise, num_layers 6: stem id 0 -> 0.9 ** 7, heads id 7 -> 1; biases and 1-D parameters: no decay
+    assert math.isclose(groups[id(stem)]['lr'], 1e-4 * 0.9 ** 7)
+    assert math.isclose(groups[id(head)]['lr'], 1e-4) and groups[id(head)]['weight_decay'] == 0.05
+    assert math.isclose(groups[id(block_bias)]['lr'], 1e-4 * 0.9 ** 4) and groups[id(block_bias)]['weight_decay'] == 0
+
+
+# ---------------------------------------------------------------------------------- runs: resume, torchrun
+
+class _GetattrBeyondHistoryBuffer:
+    def __reduce__(self):
+        from mmengine.logging import HistoryBuffer
+        return getattr, (HistoryBuffer, '__init__')
+
+
+def test_mmengine_loader_reads_weights_only_and_refuses_other_getattr(tmp_path):
+    from mmengine.runner.checkpoint import CheckpointLoader
+    import pickle
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+    buf = HistoryBuffer()
+    buf.update(np.float64(0.5))
+    torch.save({'state_dict': {'w': torch.ones(2)}, 'meta': {'hub': {'loss': buf, 'arr': np.arange(3)}}},
+               tmp_path / 'ok.pth')
+    ck = CheckpointLoader.load_checkpoint(str(tmp_path / 'ok.pth'), map_location='cpu')
+    assert ck['meta']['hub']['loss'].current() == 0.5 and ck['meta']['hub']['arr'].tolist() == [0, 1, 2]
+    torch.save({'x': _GetattrBeyondHistoryBuffer()}, tmp_path / 'bad.pth')
+    with pytest.raises(pickle.UnpicklingError, match='getattr'):
+        CheckpointLoader.load_checkpoint(str(tmp_path / 'bad.pth'), map_location='cpu')
+
+
+def _losses(work_dir):
+    rows = []
+    for path in sorted(glob.glob(os.path.join(work_dir, '*', 'vis_data', 'scalars.json'))):
+        with open(path) as f:
+            rows += [json.loads(line) for line in f if '"loss"' in line]
+    return {r['iter']: r['loss'] for r in rows}
+
+
+def _run(args, **kw):
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT)
+    r = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, **kw)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r
+
+
+def _seg_options(data_root, iters, stop=None):
+    """Options for a short UperNet run on the shapes; ``stop`` ends it early on the same schedule. No random
+    flip and no dropout: mmengine checkpoints carry no RNG state, so only a run without randomness after the
+    start can be compared step by step with a resumed one."""
+    opts = {'train_dataloader.dataset.data_root': f'{data_root}/', 'val_dataloader.dataset.data_root': f'{data_root}/',
+            'test_dataloader.dataset.data_root': f'{data_root}/', 'train_cfg.max_iters': stop or iters,
+            'train_cfg.val_interval': iters, 'default_hooks.logger.interval': 1,
+            'default_hooks.checkpoint.interval': 2, 'default_hooks.checkpoint.max_keep_ckpts': 5,
+            'train_dataloader.batch_size': 2, 'train_dataloader.dataset.pipeline.3.prob': 0.0,
+            'model.decode_head.dropout_ratio': 0.0, 'model.auxiliary_head.dropout_ratio': 0.0,
+            'param_scheduler.0.end': 2, 'param_scheduler.1.begin': 2, 'param_scheduler.1.end': iters,
+            'randomness.seed': 0}
+    return [f'{k}={v}' for k, v in opts.items()]
+
+
+def test_resume_continues_with_the_same_iterations_and_losses(shapes, tmp_path):
+    config = os.path.join(CONFIGS, 'shapes', 'upernet_lsnet_t_shapes.py')
+    full, part = str(tmp_path / 'full'), str(tmp_path / 'part')
+    _run([sys.executable, 'tools/mm_train.py', config, '--work-dir', full,
+          '--cfg-options', *_seg_options(shapes / 'ade', 4)])
+    _run([sys.executable, 'tools/mm_train.py', config, '--work-dir', part,
+          '--cfg-options', *_seg_options(shapes / 'ade', 4, stop=2)])
+    assert os.path.isfile(os.path.join(part, 'iter_2.pth')) and not os.path.isfile(os.path.join(part, 'iter_4.pth'))
+    # the checkpoint holds mmengine's message hub (HistoryBuffer, numpy values): read with weights_only=True
+    r = _run([sys.executable, 'tools/mm_train.py', config, '--work-dir', part, '--resume',
+              os.path.join(part, 'iter_2.pth'), '--cfg-options', *_seg_options(shapes / 'ade', 4)])
+    assert 'resumed epoch: 0, iter: 2' in r.stdout + r.stderr
+    want, got = _losses(full), _losses(part)
+    assert sorted(want) == [1, 2, 3, 4] and sorted(got) == [1, 2, 3, 4]
+    for it in (1, 2, 3, 4):
+        assert math.isclose(got[it], want[it], rel_tol=1e-4), (it, got[it], want[it])
+    assert os.path.isfile(os.path.join(part, 'iter_4.pth'))
+
+
+def test_two_process_torchrun_trains_with_finite_losses(shapes, tmp_path):
+    config = os.path.join(CONFIGS, 'shapes', 'upernet_lsnet_t_shapes.py')
+    work = str(tmp_path / 'ddp')
+    r = _run([sys.executable, '-m', 'torch.distributed.run', '--nproc-per-node', '2', '--master-port', '29531',
+              'tools/mm_train.py', config, '--launcher', 'pytorch', '--work-dir', work,
+              '--cfg-options', *_seg_options(shapes / 'ade', 4)])
+    log = r.stdout + r.stderr
+    assert 'Distributed launcher: pytorch' in log and 'GPU number: 2' in log, log[-2000:]
+    losses = _losses(work)
+    assert sorted(losses) == [1, 2, 3, 4] and all(math.isfinite(v) for v in losses.values())
+    assert 'mIoU' in log
