@@ -1,0 +1,113 @@
+"""ONNX export of zoo models, checked against onnxruntime.
+
+The exported graph is the deploy form by default (:func:`zoo.reparameterize`: BatchNorms folded, branches
+merged), traced by ``torch.onnx.export`` (the TorchScript exporter; torch.export cannot capture every family)
+with a dynamic batch. Height and width are dynamic where the traced graph does not depend on them: LITv2 and
+BiFormer pad their maps to a multiple of a window / region count with sizes computed in Python, which tracing
+freezes, so they export for one input size. LITv2's deformable downsampling maps to ONNX ``DeformConv``
+(opset 19).
+"""
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+
+from .registry import create_model
+from .reparam import reparameterize
+
+__all__ = ['STATIC_HW', 'OPSET', 'export_onnx', 'check_onnx', 'export_and_check']
+
+OPSET = 19
+# families whose traced graph holds input-size-dependent padding: exported for a fixed height and width
+STATIC_HW = {
+    'LITv2': 'HiLo pads each stage-3 map to a multiple of its window with sizes computed in Python',
+    'BiFormer': 'routing pads each map to a multiple of n_win regions with sizes computed in Python',
+}
+
+_registered = False
+
+
+def _register_symbolics() -> None:
+    """``torchvision::deform_conv2d`` as ONNX ``DeformConv`` (opset 19; same offset layout)."""
+    global _registered
+    if _registered:
+        return
+    from torch.onnx import symbolic_helper as sh
+
+    @sh.parse_args('v', 'v', 'v', 'v', 'v', 'i', 'i', 'i', 'i', 'i', 'i', 'i', 'i', 'b')
+    def deform_conv2d(g, x, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
+                      n_weight_grps, n_offset_grps, use_mask):
+        kh, kw = sh._get_tensor_sizes(weight)[-2:]
+        inputs = [x, weight, offset, bias] + ([mask] if use_mask else [])
+        return g.op('DeformConv', *inputs, strides_i=[stride_h, stride_w], pads_i=[pad_h, pad_w, pad_h, pad_w],
+                    dilations_i=[dil_h, dil_w], group_i=n_weight_grps, offset_group_i=n_offset_grps,
+                    kernel_shape_i=[kh, kw])
+
+    torch.onnx.register_custom_op_symbolic('torchvision::deform_conv2d', deform_conv2d, OPSET)
+    _registered = True
+
+
+def export_onnx(model: nn.Module, path: str, input_size: Tuple[int, int, int] = (3, 224, 224),
+                dynamic_hw: Optional[bool] = None, opset: int = OPSET) -> Dict[str, object]:
+    """Export ``model`` (eval mode, as given) to ``path``. ``dynamic_hw=None`` makes height and width
+    dynamic unless the family is in :data:`STATIC_HW`. Returns what was exported."""
+    if opset < OPSET:
+        raise ValueError(f'opset {opset} < {OPSET}: DeformConv (LITv2) and the zoo graphs need opset {OPSET}+')
+    _register_symbolics()
+    family = type(model).__name__
+    if dynamic_hw is None:
+        dynamic_hw = family not in STATIC_HW
+    axes = {0: 'batch', 2: 'height', 3: 'width'} if dynamic_hw else {0: 'batch'}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    x = torch.randn(1, *input_size)
+    with torch.no_grad():
+        torch.onnx.export(model.eval(), (x,), path, dynamo=False, opset_version=opset, input_names=['input'],
+                          output_names=['output'], dynamic_axes={'input': axes, 'output': {0: 'batch'}})
+    return dict(path=path, family=family, dynamic_hw=dynamic_hw, opset=opset, input_size=tuple(input_size))
+
+
+def check_onnx(model: nn.Module, path: str, inputs: Sequence[torch.Tensor]) -> float:
+    """Largest absolute difference between onnxruntime's and PyTorch's outputs over ``inputs``."""
+    import onnxruntime as ort
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    name = session.get_inputs()[0].name
+    worst = 0.
+    for x in inputs:
+        with torch.no_grad():
+            want = model.eval()(x)
+        got = torch.from_numpy(session.run(None, {name: x.numpy()})[0])
+        if got.shape != want.shape:
+            raise RuntimeError(f'{path}: onnxruntime gives {tuple(got.shape)} for input {tuple(x.shape)}, '
+                               f'PyTorch {tuple(want.shape)}')
+        worst = max(worst, (got - want).abs().max().item())
+    return worst
+
+
+def check_inputs(input_size: Tuple[int, int, int], dynamic_hw: bool, seed: int = 0) -> List[torch.Tensor]:
+    """Inputs a check runs: batch 1 and 2 at the export size, and other sizes where height and width are
+    dynamic (one needing padding in every family: 208 x 240)."""
+    g = torch.Generator().manual_seed(seed)
+    c, h, w = input_size
+    shapes = [(1, c, h, w), (2, c, h, w)] + ([(1, c, h + 32, w - 32), (1, c, h - 16, w + 16)] if dynamic_hw else [])
+    return [torch.randn(*s, generator=g) for s in shapes]
+
+
+def export_and_check(name: str, out_dir: str, deploy: bool = True, checkpoint: Optional[str] = None,
+                     input_size: Optional[Tuple[int, int, int]] = None, dynamic_hw: Optional[bool] = None,
+                     opset: int = OPSET, model: Optional[nn.Module] = None) -> Dict[str, object]:
+    """Build ``name`` (weights from ``checkpoint`` if given), take its deploy form, export it and compare
+    onnxruntime with PyTorch. ``model`` replaces the built model (tests pass one with non-trivial weights)."""
+    if model is None:
+        model = create_model(name, pretrained=bool(checkpoint),
+                             **(dict(pretrained_cfg_overlay=dict(file=checkpoint)) if checkpoint else {}))
+    model = model.eval()
+    if deploy:
+        model = reparameterize(model)
+    input_size = tuple(input_size or model.pretrained_cfg.get('input_size', (3, 224, 224)))
+    path = os.path.join(out_dir, f'{name}{"" if deploy else ".train"}.onnx')
+    row = dict(model=name, form='deploy' if deploy else 'train')
+    row.update(export_onnx(model, path, input_size, dynamic_hw, opset))
+    row['max_abs_err'] = check_onnx(model, path, check_inputs(input_size, row['dynamic_hw']))
+    row['size_mb'] = os.path.getsize(path) / 2 ** 20
+    return row
