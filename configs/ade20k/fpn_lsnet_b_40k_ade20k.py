@@ -2,10 +2,7 @@
 # The four LSNet maps (strides 8-64) feed the FPN unchanged (the head upsamples to stride 8); backbone
 # BatchNorms in eval mode; AdamW 2e-4, wd 1e-4, poly 0.9 to 1e-6, batch 32, fp32.
 # Source: jameslahm/lsnet segmentation/configs/sem_fpn/fpn_lsnet_*_ade20k_40k.py.
-_base_ = ['./_base_/fpn_40k.py']
+_base_ = ['./fpn_lsnet_t_40k_ade20k.py']
 model = dict(
-    backbone=dict(
-        type='zoo.Backbone', arch='lsnet_b', norm_eval=True,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/lsnet_b.pth')),
-    neck=dict(_delete_=True, type='zoo.TransConvFPN', out_channels=256, in_channels=[128, 256, 384, 512], num_outs=4),
-    decode_head=dict(in_channels=[256] * 4, in_index=[0, 1, 2, 3]))
+    backbone=dict(arch='lsnet_b', init_cfg=dict(checkpoint='checkpoints/lsnet_b.pth')),
+    neck=dict(in_channels=[128, 256, 384, 512]))

@@ -2,14 +2,9 @@
 # A LayerNorm on every output, drop path 0.4; AdamW 1e-4, wd 0.05, stage-wise lr decay 0.9 with num_layers 12,
 # mixed precision; tested with 512x512 sliding windows at stride 341.
 # Source: facebookresearch/ConvNeXt semantic_segmentation/configs/convnext/upernet_convnext_*_512_160k_ade20k_ss.py.
-_base_ = ['./_base_/upernet_160k.py']
+_base_ = ['./upernet_convnext_tiny_160k_ade20k.py']
 model = dict(
-    backbone=dict(
-        type='zoo.Backbone', arch='convnext_base', drop_path_rate=0.4,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/convnext_base_1k_224_ema.pth')),
-    decode_head=dict(in_channels=[128, 256, 512, 1024], in_index=[0, 1, 2, 3]),
-    auxiliary_head=dict(in_channels=512, in_index=2),
-    test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(341, 341)))
-optim_wrapper = dict(type='AmpOptimWrapper', constructor='zoo.LayerDecayOptimizerConstructor',
-                     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-                     paramwise_cfg=dict(decay_rate=0.9, decay_type='stage_wise', num_layers=12))
+    backbone=dict(arch='convnext_base', init_cfg=dict(checkpoint='checkpoints/convnext_base_1k_224_ema.pth')),
+    decode_head=dict(in_channels=[128, 256, 512, 1024]),
+    auxiliary_head=dict(in_channels=512))
+optim_wrapper = dict(paramwise_cfg=dict(num_layers=12))

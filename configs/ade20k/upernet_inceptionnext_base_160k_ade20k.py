@@ -2,13 +2,10 @@
 # ConvNeXt's UperNet optimizer (the paper follows it; no code is released), drop path 0.4 (the paper's);
 # no output norms.
 # Source: the InceptionNeXt paper (no segmentation code released): ConvNeXt's UperNet recipe.
-_base_ = ['./_base_/upernet_160k.py']
+_base_ = ['./upernet_inceptionnext_tiny_160k_ade20k.py']
 model = dict(
-    backbone=dict(
-        type='zoo.Backbone', arch='inceptionnext_base', drop_path_rate=0.4,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/inceptionnext_base.pth')),
-    decode_head=dict(in_channels=[128, 256, 512, 1024], in_index=[0, 1, 2, 3]),
-    auxiliary_head=dict(in_channels=512, in_index=2))
-optim_wrapper = dict(type='AmpOptimWrapper', constructor='zoo.LayerDecayOptimizerConstructor',
-                     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-                     paramwise_cfg=dict(decay_rate=0.9, decay_type='stage_wise', num_layers=12))
+    backbone=dict(arch='inceptionnext_base', drop_path_rate=0.4,
+        init_cfg=dict(checkpoint='checkpoints/inceptionnext_base.pth')),
+    decode_head=dict(in_channels=[128, 256, 512, 1024]),
+    auxiliary_head=dict(in_channels=512))
+optim_wrapper = dict(paramwise_cfg=dict(num_layers=12))

@@ -2,12 +2,8 @@
 # 16x16 routing regions (n_win=16, maps zero-padded to a multiple), a LayerNorm on every output, BatchNorms in
 # eval mode, drop path 0.3; AdamW 1e-4, wd 0.05 (none on norms), mixed precision with loss scale 512.
 # Source: rayleizhu/BiFormer object_detection/configs/coco/maskrcnn.1x.biformer_*.py.
-_base_ = ['./_base_/mask-rcnn_fpn_1x.py']
+_base_ = ['./mask-rcnn_biformer_s_fpn_1x_coco.py']
 model = dict(
-    backbone=dict(
-        type='zoo.Backbone', arch='biformer_b', drop_path_rate=0.3, norm_eval=True,
-        model_kwargs=dict(n_win=16),
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/biformer_base_in1k.pth')),
+    backbone=dict(arch='biformer_b', drop_path_rate=0.3,
+        init_cfg=dict(checkpoint='checkpoints/biformer_base_in1k.pth')),
     neck=dict(in_channels=[96, 192, 384, 768]))
-optim_wrapper = dict(type='AmpOptimWrapper', loss_scale=512., optimizer=dict(lr=1e-4, weight_decay=0.05),
-                     paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}))

@@ -1,7 +1,8 @@
 # ConvNeXt-T Mask R-CNN 3x, multi-scale + crop (reported box / mask AP 46.2 / 41.7).
 # A LayerNorm on every output, drop path 0.4; AdamW 1e-4, wd 0.05 (none on 1-D parameters and biases),
 # layer-wise lr decay 0.95 over 6 layers, mixed precision.
-# Source: facebookresearch/ConvNeXt object_detection/configs/convnext/mask_rcnn_convnext_tiny_patch4_window7_mstrain_480-800_adamw_3x_coco_in1k.py.
+# Source: facebookresearch/ConvNeXt
+# object_detection/configs/convnext/mask_rcnn_convnext_tiny_patch4_window7_mstrain_480-800_adamw_3x_coco_in1k.py.
 _base_ = ['./_base_/mask-rcnn_fpn_ms-crop_3x.py']
 model = dict(
     backbone=dict(

@@ -2,12 +2,7 @@
 # LSNet gives strides 8-64: a transposed conv of the stride-8 lateral adds the stride-4 level (zoo.TransConvFPN).
 # Every BatchNorm of the backbone stays in eval mode (norm_eval); no drop path; AdamW 1e-4, wd 0.05, fp32.
 # Source: jameslahm/lsnet detection/configs/mask_rcnn_lsnet_*_fpn_1x_coco.py.
-_base_ = ['./_base_/mask-rcnn_fpn_1x.py']
+_base_ = ['./mask-rcnn_lsnet_t_fpn_1x_coco.py']
 model = dict(
-    backbone=dict(
-        type='zoo.Backbone', arch='lsnet_s', norm_eval=True,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/lsnet_s.pth')),
-    neck=dict(_delete_=True, type='zoo.TransConvFPN', in_channels=[96, 192, 320, 448], out_channels=256, num_outs=5,
-              num_extra_trans_convs=1))
-optim_wrapper = dict(optimizer=dict(lr=1e-4, weight_decay=0.05),
-                     paramwise_cfg=dict(custom_keys={'attention_biases': dict(decay_mult=0.)}))
+    backbone=dict(arch='lsnet_s', init_cfg=dict(checkpoint='checkpoints/lsnet_s.pth')),
+    neck=dict(in_channels=[96, 192, 320, 448]))

@@ -1,7 +1,8 @@
 # UniRepLKNet-T Mask R-CNN 3x, multi-scale + crop. Not reported by the authors, who train Cascade Mask R-CNN
 # (51.7 / 44.9): their backbone, optimizer and schedule on mmdet's Mask R-CNN. A LayerNorm on every output,
 # drop path 0.3; AdamW 1e-4, wd 0.05, layer-wise lr decay 0.8 over 12 layers, fp32.
-# Source: AILab-CVC/UniRepLKNet detection/configs/coco/casc_mask_rcnn_unireplknet_t_in1k_fpn_3x_coco.py (its Cascade recipe; the authors report no Mask R-CNN).
+# Source: AILab-CVC/UniRepLKNet detection/configs/coco/casc_mask_rcnn_unireplknet_t_in1k_fpn_3x_coco.py (its Cascade
+# recipe; the authors report no Mask R-CNN).
 _base_ = ['./_base_/mask-rcnn_fpn_ms-crop_3x.py']
 model = dict(
     backbone=dict(

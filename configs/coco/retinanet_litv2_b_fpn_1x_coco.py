@@ -2,10 +2,8 @@
 # A LayerNorm on outputs 1-3, drop path 0.3; AdamW 1e-4, wd 1e-4 on every parameter (the authors' norm
 # exemption is not under custom_keys, so it never applied), mixed precision.
 # Source: ziplab/LITv2@f320e43 detection/configs/litv2/retinanet_litv2_*_fpn_1x_coco.py.
-_base_ = ['./_base_/retinanet_fpn_1x.py']
+_base_ = ['./retinanet_litv2_s_fpn_1x_coco.py']
 model = dict(
-    backbone=dict(
-        type='zoo.Backbone', arch='litv2_b', drop_path_rate=0.3, out_norm=(None, 'ln', 'ln', 'ln'), with_cp=True,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/litv2_b.pth')),
+    backbone=dict(arch='litv2_b', drop_path_rate=0.3, with_cp=True,
+        init_cfg=dict(checkpoint='checkpoints/litv2_b.pth')),
     neck=dict(in_channels=[128, 256, 512, 1024]))
-optim_wrapper = dict(type='AmpOptimWrapper', optimizer=dict(lr=1e-4, weight_decay=1e-4))

@@ -2,12 +2,7 @@
 # All four LSNet maps (strides 8-64) plus a stride-2 conv on the last give the anchor strides 8-128.
 # Backbone BatchNorms in eval mode; no drop path; AdamW 1e-4, wd 0.05, fp32.
 # Source: jameslahm/lsnet detection/configs/retinanet_lsnet_*_fpn_1x_coco.py.
-_base_ = ['./_base_/retinanet_fpn_1x.py']
+_base_ = ['./retinanet_lsnet_t_fpn_1x_coco.py']
 model = dict(
-    backbone=dict(
-        type='zoo.Backbone', arch='lsnet_b', norm_eval=True,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/lsnet_b.pth')),
-    neck=dict(_delete_=True, type='zoo.TransConvFPN', in_channels=[128, 256, 384, 512], out_channels=256, start_level=0,
-              add_extra_convs='on_input', num_outs=5))
-optim_wrapper = dict(optimizer=dict(lr=1e-4, weight_decay=0.05),
-                     paramwise_cfg=dict(custom_keys={'attention_biases': dict(decay_mult=0.)}))
+    backbone=dict(arch='lsnet_b', init_cfg=dict(checkpoint='checkpoints/lsnet_b.pth')),
+    neck=dict(in_channels=[128, 256, 384, 512]))
