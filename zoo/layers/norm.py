@@ -41,11 +41,9 @@ class GlobalResponseNorm(nn.Module):
         per_slice = max(1, (1 << 20) // max(1, x[0].numel()))
         # the floor keeps the backward finite where a channel is all zeros (d sqrt(s) / ds is infinite at 0, times
         # ds/dx = 0 gives NaN); it changes the norm by at most 1e-19
-        if torch.jit.is_tracing():
-            # a traced graph (ONNX export) would freeze the slice sizes of the example batch
-            g = (x * x).sum((1, 2), keepdim=True)
-        else:
-            g = torch.cat([(s * s).sum((1, 2), keepdim=True) for s in x.split(per_slice)])
+        # traced (ONNX export), one slice: a traced graph would freeze the slice sizes of the example batch
+        slices = [x] if torch.jit.is_tracing() else x.split(per_slice)
+        g = torch.cat([(s * s).sum((1, 2), keepdim=True) for s in slices])
         g = g.clamp_min(torch.finfo(g.dtype).tiny).sqrt()
         scale = 1 + self.weight * (g / (g.mean(-1, keepdim=True) + self.eps))
         if self.inplace and not (torch.is_grad_enabled() and x.requires_grad):
