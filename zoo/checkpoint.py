@@ -142,6 +142,11 @@ def load_checkpoint(model: nn.Module, path_or_state_dict, strict: bool = True,
     return model
 
 
+def _names(entry) -> tuple:
+    """A pretrained cfg's module name entry (``classifier``, ``first_conv``): one name or several."""
+    return ((entry,) if isinstance(entry, str) else tuple(entry)) if entry else ()
+
+
 def check_pretrained(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
     """The last step of every family's checkpoint filter: check the mapped state dict against the model.
 
@@ -150,7 +155,7 @@ def check_pretrained(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> D
     cfg = getattr(model, 'pretrained_cfg', None) or {}
     ignore = []
     classifier = cfg.get('classifier')
-    classifiers = ((classifier,) if isinstance(classifier, str) else classifier) or ()
+    classifiers = _names(classifier)
     if classifier and getattr(model, 'num_classes', None) != cfg.get('num_classes'):
         ignore += [c + '.' for c in classifiers]
     if classifier and getattr(model, 'num_classes', None) == 0:
@@ -161,6 +166,6 @@ def check_pretrained(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> D
         state_dict = {k: v for k, v in state_dict.items() if k in expected or not k.startswith(heads)}
     first_conv = cfg.get('first_conv')
     if first_conv and getattr(model, 'in_chans', 3) != (cfg.get('input_size') or (3,))[0]:
-        ignore += [c + '.weight' for c in ((first_conv,) if isinstance(first_conv, str) else first_conv)]
+        ignore += [c + '.weight' for c in _names(first_conv)]
     check_state_dict(state_dict, model, ignore=ignore, source=cfg.get('file') or 'checkpoint')
     return state_dict
