@@ -133,10 +133,12 @@ class Attention(nn.Module):
         return super().train(mode)
 
     def attention_bias(self, H: int, W: int) -> torch.Tensor:
-        """The (heads, H*W, H*W) bias for an H x W grid; cached in eval mode until the table changes."""
+        """The (heads, H*W, H*W) bias for an H x W grid; cached in eval mode until the table changes (not
+        under torch.compile, where it is part of the graph)."""
         table = self.attention_biases
-        key = (H, W, table.device, table.dtype, table._version)
-        if not self.training and key in self._bias_cache:
+        cache = not self.training and not torch.compiler.is_compiling()
+        key = (H, W, table.device, table.dtype, table._version) if cache else None
+        if cache and key in self._bias_cache:
             return self._bias_cache[key]
         r = self.resolution
         grid = table.view(self.num_heads, r, r)
@@ -147,7 +149,7 @@ class Attention(nn.Module):
         dy = (ys[:, None] - ys[None, :]).abs()[:, None, :, None].expand(H, W, H, W).reshape(H * W, H * W)
         dx = (xs[:, None] - xs[None, :]).abs()[None, :, None, :].expand(H, W, H, W).reshape(H * W, H * W)
         bias = grid[:, dy, dx]
-        if not self.training:
+        if cache:
             self._bias_cache = {key: bias.detach()}
         return bias
 
