@@ -1,16 +1,22 @@
 """The measuring tool counts what it claims and writes its tables."""
 import csv
 import io
+import os
+import sys
 
+import pytest
 import torch
 import torch.nn as nn
 
 import zoo
 from conftest import randomize_norms
-from zoo.benchmark import Unfused, benchmark, count_flops, to_csv, to_markdown
+from zoo.benchmark import (PEERS, BenchmarkRow, Unfused, benchmark, count_flops, from_csv, gemm_peak, peak_memory,
+                           to_csv, to_markdown)
 from zoo.layers import naive_attention
 from zoo.models.lsnet import SKA
 from zoo.models.shvit import SingleHeadAttention
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'tools'))
 
 
 def test_flops_are_two_per_multiply_add():
@@ -86,3 +92,77 @@ def test_unfused_computes_the_same_outputs():
     with torch.no_grad():
         torch.testing.assert_close(Unfused(model)(x), model(x), rtol=0, atol=1e-4)
     assert torch.nn.functional.scaled_dot_product_attention is not naive_attention  # restored
+
+
+def test_runtimes_onnx_rows_and_peer_ratios_within_a_runtime():
+    rows = benchmark(['shvit_s1'], compare=['resnet10t'], forms=['deploy'], runtimes=['eager', 'onnx'], img_size=64,
+                     batch_size=2, threads=1, warmup=1, repeats=2)
+    assert [(r.model, r.form, r.runtime) for r in rows] == [
+        ('shvit_s1', 'deploy', 'eager'), ('shvit_s1', 'deploy', 'onnx'),
+        ('resnet10t', 'timm', 'eager'), ('resnet10t', 'timm', 'onnx')]
+    eager, onnx, peer_eager, peer_onnx = rows
+    assert onnx.params == eager.params and onnx.gflops == eager.gflops
+    assert onnx.latency_ratio == eager.latency_ms / onnx.latency_ms
+    # a peer is put against the zoo deploy form in its own runtime
+    assert peer_onnx.latency_ratio == peer_onnx.latency_ms / onnx.latency_ms
+    assert peer_eager.latency_ratio == peer_eager.latency_ms / eager.latency_ms
+    # peak memory is counted for eager PyTorch only; achieved GFLOP/s is FLOPs x throughput, against the peak
+    assert eager.peak_mem_mb > 0 and onnx.peak_mem_mb is None
+    for r in rows:
+        assert abs(r.gflops_per_s - r.gflops * r.throughput) < 1e-9 * r.gflops_per_s
+        assert 0 < r.peak_fraction and abs(r.gflops_per_s / r.peak_fraction - gemm_peak('cpu', threads=1)) < 1e-6
+    assert to_markdown(rows).count('| onnx |') == 2
+
+
+def test_csv_round_trip_keeps_types():
+    rows = [BenchmarkRow('a', 'deploy', 10, 0.5, 64, 1.5, 100.0, 4, runtime='onnx', peak_mem_mb=None,
+                         latency_ratio=2.0, reference='x'),
+            BenchmarkRow('b', 'timm', 11, 0.25, 64, 2.5, 50.0, 4, peak_mem_mb=3.5, paired_with='a')]
+    assert from_csv(to_csv(rows)) == rows
+
+
+def test_peak_memory_counts_live_activations():
+    x = torch.randn(256, 1024)  # 1 MiB
+
+    def fn(t):
+        a = t * 2  # 1 MiB live
+        b = a + 1  # 2 MiB live
+        del a
+        c = b.view(-1)  # a view holds no new memory
+        d = torch.cat([b, c.view_as(b)])  # 2 MiB more: 3 MiB live at the peak
+        del b, c
+        return d.relu_()  # in place
+    assert peak_memory(fn, x) == 3 * 2 ** 20
+
+
+def test_gemm_peak_is_a_plausible_rate():
+    peak = gemm_peak('cpu', threads=1, n=256)
+    assert 0.1 < peak < 1e4  # GFLOP/s
+
+
+def test_benchmark_rejects_what_it_cannot_measure():
+    with pytest.raises(ValueError, match='unknown forms / runtimes'):
+        benchmark(['lsnet_t'], runtimes=['tensorrt'])
+    with pytest.raises(ValueError, match='amp is for a GPU'):
+        benchmark(['lsnet_t'], amp=torch.float16)
+    with pytest.raises(ValueError, match="'onnx' is measured on the CPU only"):
+        benchmark(['lsnet_t'], runtimes=['onnx'], device='cuda')
+
+
+def test_cli_bare_compare_means_the_default_peers_and_markdown_has_the_command(tmp_path, monkeypatch):
+    import benchmark as cli  # tools/benchmark.py
+    assert cli.parse_args(['lsnet_t', '--compare']).compare == []
+    seen = {}
+
+    def fake(models, compare, **kwargs):
+        seen.update(models=models, compare=compare, **kwargs)
+        return [BenchmarkRow('lsnet_t', 'deploy', 1, 0.1, 64, 1.0, 10.0, 2)]
+    monkeypatch.setattr(cli, 'benchmark', fake)
+    out = tmp_path / 'b.md'
+    monkeypatch.setattr(sys, 'argv', ['tools/benchmark.py', 'lsnet_*', '--compare', '--markdown', str(out)])
+    cli.main(sys.argv[1:] + [])
+    assert sorted(seen['models']) == ['lsnet_b', 'lsnet_s', 'lsnet_t'] and tuple(seen['compare']) == PEERS
+    assert seen['batch_size'] == 16 and seen['amp'] is None and seen['progress'] is True
+    text = out.read_text()
+    assert text.startswith("Command: `python tools/benchmark.py 'lsnet_*' --compare --markdown ")
+    assert '| lsnet_t | deploy | eager |' in text

@@ -1,31 +1,48 @@
 #!/usr/bin/env python
-"""Benchmark zoo models, train form vs deploy form, optionally against timm models, on CPU.
+"""Benchmark zoo models: params, FLOPs, batch-1 latency, batch-N throughput, achieved GFLOP/s against the
+machine's measured GEMM peak, peak activation memory; train vs deploy form, eager vs torch.compile vs ONNX
+Runtime; against timm peers. Every model of a group is measured in turns, so ratios are fair.
 
     python tools/benchmark.py lsnet_t lsnet_s --compare efficientvit_m5 --threads 2 --markdown out.md
+    python tools/benchmark.py '*' --forms train deploy --csv all.csv          # every registered model
+    python tools/benchmark.py lsnet_t --forms deploy --runtimes eager compiled onnx
+    python tools/benchmark.py lsnet_t shvit_s1 --forms deploy --compare        # the default timm peers (PEERS)
     python tools/benchmark.py 'convnext_*' --timm-peers --forms deploy    # vs timm's same architecture
     python tools/benchmark.py biformer_t --forms unfused deploy    # fused attention (SDPA) vs the softmax form
+    python tools/benchmark.py lsnet_t --device cuda                # GPU: batch 256 with AMP (fp16) by default
     python tools/benchmark.py --large-kernel    # ways to compute a 13x13 depthwise conv, timed and checked
 """
 import argparse
 import sys
 
 import zoo
-from zoo.benchmark import LARGE_KERNEL_SHAPES, benchmark, kernel_table_markdown, large_kernel_table, to_csv, to_markdown
+import torch
+
+from zoo.benchmark import (FORMS, LARGE_KERNEL_SHAPES, PEERS, RUNTIMES, benchmark, gemm_peak, kernel_table_markdown,
+                           large_kernel_table, to_csv, to_markdown)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('models', nargs='*', default=['lsnet_*'],
                    help='zoo model names or fnmatch patterns (default: lsnet_*)')
-    p.add_argument('--compare', nargs='*', default=[],
-                   help='timm model names measured in the same run, against the first zoo model')
+    p.add_argument('--compare', nargs='*', default=None,
+                   help='timm model names measured in the same run, against the first zoo model; bare: '
+                        f'the default peers {" ".join(PEERS)}')
     p.add_argument('--timm-peers', action='store_true',
                    help="pair every zoo model with timm's model of the same architecture, measured in turns")
-    p.add_argument('--forms', nargs='+', default=['train', 'deploy'], choices=['train', 'deploy', 'unfused'],
+    p.add_argument('--forms', nargs='+', default=['train', 'deploy'], choices=FORMS,
                    help='unfused: the deploy form with attention as the materialized softmax(QK^T)V, not SDPA; '
                         'speed-ups are against the first form listed')
+    p.add_argument('--runtimes', nargs='+', default=['eager'], choices=RUNTIMES,
+                   help='compiled: torch.compile (inductor); onnx: the model exported to ONNX, run by onnxruntime')
+    p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    p.add_argument('--amp', default=None, choices=['fp16', 'bf16', 'none'],
+                   help='autocast dtype on a GPU (default fp16 there; the CPU measures fp32)')
     p.add_argument('--img-size', type=int, default=224)
-    p.add_argument('--batch-size', type=int, default=16, help='batch for the throughput figure')
+    p.add_argument('--batch-size', type=int, default=None,
+                   help='batch for the throughput figure (default 16 on the CPU, 256 on a GPU)')
+    p.add_argument('--no-memory', action='store_true', help='skip the peak-memory forward')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--warmup', type=int, default=3)
     p.add_argument('--repeats', type=int, default=10)
@@ -49,12 +66,14 @@ def expand(patterns):
 
 
 def report(args, table: str, header: str) -> None:
-    """Print the table under its header; with --markdown also write it to that file."""
+    """Print the table under its header; with --markdown also write both, and the command, to that file."""
     print(header + '\n')
     print(table)
     if args.markdown:
+        command = ' '.join(['python', 'tools/benchmark.py'] + [a if a.replace('-', '').replace('_', '').replace(
+            '.', '').replace('/', '').isalnum() else f"'{a}'" for a in sys.argv[1:]])
         with open(args.markdown, 'w') as f:
-            f.write(table + '\n')
+            f.write(f'Command: `{command}`\n\n{header}\n\n{table}\n')
 
 
 def main_large_kernel(args):
@@ -72,13 +91,23 @@ def main(argv=None):
     if args.large_kernel:
         return main_large_kernel(args)
     models = expand(args.models)
-    rows = benchmark(models, compare=args.compare, forms=args.forms, timm_peers=args.timm_peers,
-                     img_size=args.img_size,
-                     batch_size=args.batch_size, threads=args.threads, warmup=args.warmup,
-                     repeats=args.repeats, progress=lambda s: print(f'measuring {s} ...', file=sys.stderr))
+    gpu = args.device == 'cuda'
+    if gpu and not torch.cuda.is_available():
+        sys.exit('--device cuda: no CUDA device is visible to torch')
+    amp = {'fp16': torch.float16, 'bf16': torch.bfloat16, 'none': None, None: torch.float16 if gpu else None}[args.amp]
+    batch_size = args.batch_size or (256 if gpu else 16)
+    compare = PEERS if args.compare == [] else (args.compare or [])
+    rows = benchmark(models, compare=compare, forms=args.forms, runtimes=args.runtimes, timm_peers=args.timm_peers,
+                     img_size=args.img_size, batch_size=batch_size, threads=args.threads, warmup=args.warmup,
+                     repeats=args.repeats, device=args.device, amp=amp, memory=not args.no_memory, progress=True)
+    where = torch.cuda.get_device_name() if gpu else f'CPU, {args.threads} threads'
+    dtype = {None: 'fp32', torch.float16: 'AMP fp16', torch.bfloat16: 'AMP bf16'}[amp]
+    peak = gemm_peak(args.device, amp or torch.float32, args.threads)
     report(args, to_markdown(rows),
-           f'CPU, {args.threads} threads, fp32, {args.img_size}px; latency: batch 1 median of {args.repeats}; '
-           f'speed-up: reference latency / latency (see the ratio column)')
+           f'{where}, {dtype}, {args.img_size}px; latency: batch 1 median of {args.repeats}; throughput: batch '
+           f'{batch_size}; GEMM peak {peak:.0f} GFLOP/s ({"fp32" if amp is None else dtype.split()[-1]} '
+           f'matrix product, measured in this run); peak act. mem: activations at batch {batch_size}'
+           f'{"" if gpu else " (eager)"}; speed-up: reference latency / latency (see the ratio column)')
     if args.csv:
         with open(args.csv, 'w') as f:
             f.write(to_csv(rows))

@@ -1,6 +1,5 @@
 """``python -m zoo``: list the registered models, then benchmark LSNet, train form vs deploy form, on CPU."""
 import argparse
-import sys
 
 import timm
 
@@ -21,7 +20,7 @@ def main(argv=None):
         print(f'  zoo/{name:<20} {count_params(timm.create_model("zoo/" + name)) / 1e6:8.3f}M')
     print(f'\nBenchmark, CPU, {args.threads} threads, fp32, 224px (speed-up = train-form time / deploy-form time):\n')
     rows = benchmark(args.models, threads=args.threads, batch_size=args.batch_size, repeats=args.repeats,
-                     progress=lambda s: print(f'  measuring {s} ...', file=sys.stderr, flush=True))
+                     progress=True)
     print(to_markdown(rows))
 
 
