@@ -41,8 +41,9 @@ class GlobalResponseNorm(nn.Module):
         per_slice = max(1, (1 << 20) // max(1, x[0].numel()))
         # the floor keeps the backward finite where a channel is all zeros (d sqrt(s) / ds is infinite at 0, times
         # ds/dx = 0 gives NaN); it changes the norm by at most 1e-19
-        # traced (ONNX export), one slice: a traced graph would freeze the slice sizes of the example batch
-        slices = [x] if torch.jit.is_tracing() else x.split(per_slice)
+        # traced (ONNX export) or compiled (torch.compile, torch.export), one slice: a traced graph would freeze the
+        # slice sizes of the example batch, a compiled one guard on them (and fuses the reduction anyway)
+        slices = [x] if torch.jit.is_tracing() or torch.compiler.is_compiling() else x.split(per_slice)
         g = torch.cat([(s * s).sum((1, 2), keepdim=True) for s in slices])
         g = g.clamp_min(torch.finfo(g.dtype).tiny).sqrt()
         scale = 1 + self.weight * (g / (g.mean(-1, keepdim=True) + self.eps))
