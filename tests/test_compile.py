@@ -1,0 +1,94 @@
+"""torch.compile on every model, train and deploy form: dynamo captures each forward as one whole graph (no
+graph breaks, no fallback to eager) and the compiled model computes what eager computes, gradients and
+BatchNorm statistics included. ``aot_eager`` runs the captured graphs through AOTAutograd (forward and
+backward graphs, functionalized); inductor's generated C++ is checked on a few models that between them hold
+every kind of block: the local convolutions, SKA, the attention-bias gather, HiLo, region routing."""
+import copy
+
+import pytest
+import torch
+from torch._dynamo.testing import CompileCounterWithBackend
+
+import zoo
+from conftest import MODELS, randomize_norms
+
+
+def _compile(model, backend):
+    """``model`` compiled whole, and a counter of the graphs dynamo hands the backend."""
+    torch._dynamo.reset()  # a fresh cache: no earlier model's guards, no recompile limit reached
+    counter = CompileCounterWithBackend(backend)
+    return torch.compile(model, backend=counter, fullgraph=True), counter
+
+
+def _close(got, want, tol):
+    scale = want.abs().max().item() + 1e-6
+    assert (got - want).abs().max().item() <= tol * scale
+
+
+def check_deploy(name, backend, tol, size=64):
+    deploy = zoo.reparameterize(randomize_norms(zoo.create_model(name).eval()))
+    compiled, counter = _compile(deploy, backend)
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        want = deploy(x)
+        got = compiled(x)
+    assert counter.frame_count == 1 and counter.op_count > 0
+    _close(got, want, tol)
+
+
+def check_train(name, backend, tol, size=64, batch=2):
+    model = randomize_norms(zoo.create_model(name)).train()
+    twin = copy.deepcopy(model)
+    compiled, counter = _compile(twin, backend)
+    x = torch.randn(batch, 3, size, size)
+    weights = torch.randn(batch, model.num_classes)
+    want = model(x)
+    got = compiled(x)
+    assert counter.frame_count == 1
+    _close(got.detach(), want.detach(), tol)
+    (want * weights).sum().backward()
+    (got * weights).sum().backward()
+    # gradients against the largest of them: a parameter whose gradient is all rounding noise (behind a
+    # zero-initialized branch) is held to the same absolute bound as the rest
+    scale = max(p.grad.abs().max().item() for p in model.parameters() if p.grad is not None)
+    for (pname, p), q in zip(model.named_parameters(), twin.parameters()):
+        if p.grad is None:
+            assert q.grad is None, pname
+            continue
+        assert (q.grad - p.grad).abs().max().item() <= tol * scale, pname
+    for (bname, b), c in zip(model.named_buffers(), twin.buffers()):
+        if b.is_floating_point():
+            _close(c, b, tol)
+
+
+@pytest.mark.parametrize('name', MODELS)
+def test_deploy_form_compiles_whole_and_matches_eager(name):
+    check_deploy(name, 'aot_eager', 1e-5)
+
+
+@pytest.mark.parametrize('name', MODELS)
+def test_train_form_compiles_whole_and_matches_eager_with_gradients(name):
+    check_train(name, 'aot_eager', 1e-4)
+
+
+@pytest.mark.parametrize('name', ['lsnet_t', 'biformer_t', 'litv2_s'])
+def test_inductor_deploy_form_matches_eager(name):
+    check_deploy(name, 'inductor', 1e-4)
+
+
+def test_inductor_train_form_matches_eager_with_gradients():
+    # batch statistics over enough values (8 x 3 x 3 in the last stage) that inductor's other summation order
+    # is not amplified by a near-zero variance
+    check_train('shvit_s1', 'inductor', 5e-3, size=160, batch=8)
+
+
+def test_compiled_model_still_pads_odd_sizes():
+    # the window / region padding is computed from the input size: a new size recompiles, not a wrong shape
+    deploy = zoo.reparameterize(zoo.create_model('biformer_t').eval())
+    compiled, _ = _compile(deploy, 'aot_eager')
+    with torch.no_grad():
+        for size in (64, 72, 90):
+            x = torch.randn(1, 3, size, size + 8)
+            got = compiled(x)
+            assert got.shape == (1, 1000)
+            _close(got, deploy(x), 1e-5)
