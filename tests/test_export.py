@@ -54,3 +54,17 @@ def test_static_hw_export_refuses_other_sizes(tmp_path):
 def test_old_opset_is_refused(tmp_path):
     with pytest.raises(ValueError, match='opset 17'):
         export_and_check('lsnet_t', str(tmp_path), opset=17)
+
+
+@pytest.mark.parametrize('fmt', ['torch.export', 'torchscript'])
+@pytest.mark.parametrize('name', SMALLEST)
+def test_saved_program_matches_pytorch(name, fmt, tmp_path):
+    # the deploy form as a torch.export program (dynamic batch) or a traced TorchScript module, loaded back
+    row = export_and_check(name, str(tmp_path), model=_nontrivial(name), input_size=(3, 96, 96), format=fmt)
+    assert row['format'] == fmt and row['path'].endswith('.pt2' if fmt == 'torch.export' else '.pt')
+    assert row['max_abs_err'] <= 1e-4, row
+
+
+def test_unknown_export_format_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown export format 'tflite'"):
+        export_and_check('lsnet_t', str(tmp_path), format='tflite')

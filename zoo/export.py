@@ -8,6 +8,7 @@ freezes, so they export for one input size. LITv2's deformable downsampling maps
 (opset 19).
 """
 import os
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -16,7 +17,12 @@ import torch.nn as nn
 from .registry import create_model
 from .reparam import reparameterize
 
-__all__ = ['STATIC_HW', 'OPSET', 'export_onnx', 'check_onnx', 'export_and_check']
+__all__ = ['STATIC_HW', 'OPSET', 'FORMATS', 'export_onnx', 'check_onnx', 'export_program', 'export_torchscript',
+           'check_saved', 'export_and_check']
+
+# what tools/export.py writes: ONNX (checked in onnxruntime), a torch.export ExportedProgram (.pt2) or a traced
+# TorchScript module (.pt), the last two checked by loading them back
+FORMATS = {'onnx': '.onnx', 'torch.export': '.pt2', 'torchscript': '.pt'}
 
 OPSET = 19
 # families whose traced graph holds input-size-dependent padding: exported for a fixed height and width
@@ -84,6 +90,44 @@ def check_onnx(model: nn.Module, path: str, inputs: Sequence[torch.Tensor]) -> f
     return worst
 
 
+def export_program(model: nn.Module, path: str, input_size: Tuple[int, int, int] = (3, 224, 224)) -> Dict[str, object]:
+    """``torch.export`` ``model`` (eval mode, as given) with a dynamic batch at a fixed height and width, saved
+    by ``torch.export.save``."""
+    x = torch.randn(2, *input_size)  # batch 2: a batch of 1 would be specialized
+    batch = torch.export.Dim('batch', min=1, max=4096)
+    with torch.no_grad():
+        program = torch.export.export(model.eval(), (x,), dynamic_shapes=({0: batch},))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    torch.export.save(program, path)
+    return dict(path=path, family=type(model).__name__, dynamic_hw=False, input_size=tuple(input_size))
+
+
+def export_torchscript(model: nn.Module, path: str, input_size: Tuple[int, int, int] = (3, 224, 224)) -> Dict[str, object]:
+    """``torch.jit.trace`` ``model`` (eval mode, as given) at ``input_size``, saved by ``torch.jit.save``. The
+    traced graph takes other batch sizes; sizes computed in Python from H and W are frozen, as for ONNX."""
+    x = torch.randn(1, *input_size)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
+        traced = torch.jit.trace(model.eval(), (x,), check_trace=False)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    torch.jit.save(traced, path)
+    return dict(path=path, family=type(model).__name__, dynamic_hw=False, input_size=tuple(input_size))
+
+
+def check_saved(model: nn.Module, path: str, inputs: Sequence[torch.Tensor]) -> float:
+    """Largest absolute difference between a saved ``.pt2`` / ``.pt`` module's outputs and ``model``'s."""
+    loaded = torch.export.load(path).module() if path.endswith('.pt2') else torch.jit.load(path)
+    worst = 0.
+    with torch.no_grad():
+        for x in inputs:
+            want, got = model.eval()(x), loaded(x)
+            if got.shape != want.shape:
+                raise RuntimeError(f'{path}: gives {tuple(got.shape)} for input {tuple(x.shape)}, PyTorch '
+                                   f'{tuple(want.shape)}')
+            worst = max(worst, (got - want).abs().max().item())
+    return worst
+
+
 def check_inputs(input_size: Tuple[int, int, int], dynamic_hw: bool, seed: int = 0) -> List[torch.Tensor]:
     """Inputs a check runs: batch 1 and 2 at the export size, and other sizes where height and width are
     dynamic (one needing padding in every family: 208 x 240)."""
@@ -95,9 +139,12 @@ def check_inputs(input_size: Tuple[int, int, int], dynamic_hw: bool, seed: int =
 
 def export_and_check(name: str, out_dir: str, deploy: bool = True, checkpoint: Optional[str] = None,
                      input_size: Optional[Tuple[int, int, int]] = None, dynamic_hw: Optional[bool] = None,
-                     opset: int = OPSET, model: Optional[nn.Module] = None) -> Dict[str, object]:
-    """Build ``name`` (weights from ``checkpoint`` if given), take its deploy form, export it and compare
-    onnxruntime with PyTorch. ``model`` replaces the built model (tests pass one with non-trivial weights)."""
+                     opset: int = OPSET, model: Optional[nn.Module] = None, format: str = 'onnx') -> Dict[str, object]:
+    """Build ``name`` (weights from ``checkpoint`` if given), take its deploy form, export it in ``format`` (a
+    :data:`FORMATS` key) and compare the exported model's outputs with PyTorch's. ``model`` replaces the built
+    model (tests pass one with non-trivial weights)."""
+    if format not in FORMATS:
+        raise ValueError(f'unknown export format {format!r}; one of {sorted(FORMATS)}')
     if model is None:
         model = create_model(name, pretrained=bool(checkpoint),
                              **(dict(pretrained_cfg_overlay=dict(file=checkpoint)) if checkpoint else {}))
@@ -105,9 +152,13 @@ def export_and_check(name: str, out_dir: str, deploy: bool = True, checkpoint: O
     if deploy:
         model = reparameterize(model)
     input_size = tuple(input_size or model.pretrained_cfg.get('input_size', (3, 224, 224)))
-    path = os.path.join(out_dir, f'{name}{"" if deploy else ".train"}.onnx')
-    row = dict(model=name, form='deploy' if deploy else 'train')
-    row.update(export_onnx(model, path, input_size, dynamic_hw, opset))
-    row['max_abs_err'] = check_onnx(model, path, check_inputs(input_size, row['dynamic_hw']))
+    path = os.path.join(out_dir, f'{name}{"" if deploy else ".train"}{FORMATS[format]}')
+    row = dict(model=name, form='deploy' if deploy else 'train', format=format)
+    if format == 'onnx':
+        row.update(export_onnx(model, path, input_size, dynamic_hw, opset))
+        row['max_abs_err'] = check_onnx(model, path, check_inputs(input_size, row['dynamic_hw']))
+    else:
+        row.update((export_program if format == 'torch.export' else export_torchscript)(model, path, input_size))
+        row['max_abs_err'] = check_saved(model, path, check_inputs(input_size, False))
     row['size_mb'] = os.path.getsize(path) / 2 ** 20
     return row
