@@ -218,6 +218,9 @@ class _OnnxRuntime:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # onnxruntime's threads spin for a while after each run by default: taking turns with PyTorch models
+        # on the same cores, the spinning would be charged to whichever model runs next
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         self.session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
         self.input = self.session.get_inputs()[0].name
 
