@@ -106,8 +106,9 @@ def main(argv=None):
     report(args, to_markdown(rows),
            f'{where}, {dtype}, {args.img_size}px; latency: batch 1 median of {args.repeats}; throughput: batch '
            f'{batch_size}; GEMM peak {peak:.0f} GFLOP/s ({"fp32" if amp is None else dtype.split()[-1]} '
-           f'matrix product, measured in this run); peak act. mem: activations at batch {batch_size}'
-           f'{"" if gpu else " (eager)"}; speed-up: reference latency / latency (see the ratio column)')
+           f'matrix product, measured in this run); '
+           + ('' if args.no_memory else f'peak act. mem: activations at batch {batch_size}{"" if gpu else " (eager)"}; ')
+           + 'speed-up: reference latency / latency (see the ratio column)')
     if args.csv:
         with open(args.csv, 'w') as f:
             f.write(to_csv(rows))

@@ -28,6 +28,7 @@ import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
+from tqdm import tqdm
 
 from .layers import DEPTHWISE_METHODS, DilatedReparamBlock, depthwise_conv, naive_attention
 from .registry import timm_name, zoo_entrypoint
@@ -35,7 +36,7 @@ from .reparam import reparameterize
 
 __all__ = ['BenchmarkRow', 'KernelRow', 'Unfused', 'PEERS', 'FORMS', 'RUNTIMES', 'count_params', 'count_flops',
            'peak_memory', 'gemm_peak', 'measure_latency', 'benchmark', 'timm_equivalent', 'large_kernel_table',
-           'kernel_table_markdown', 'to_markdown', 'to_csv', 'from_csv']
+           'kernel_table_markdown', 'markdown_table', 'to_markdown', 'to_csv', 'from_csv']
 
 FORMS = ('train', 'deploy', 'unfused')
 RUNTIMES = ('eager', 'compiled', 'onnx')
@@ -320,7 +321,6 @@ def benchmark(
     first = models[0] if models else None
     groups += [[(name, 'timm', runtime, first) for runtime in runtimes] for name in compare]
     rows: List[BenchmarkRow] = []
-    from tqdm import tqdm
     bar = tqdm(groups, desc='benchmark', unit='model', file=sys.stderr, disable=not progress, dynamic_ncols=True)
     with tempfile.TemporaryDirectory() as workdir:
         for jobs in bar:
@@ -389,10 +389,13 @@ def _cells(row: BenchmarkRow) -> Iterable[str]:
             ratio(row.latency_ratio), ratio(row.throughput_ratio), row.reference)
 
 
+def markdown_table(header: Sequence[str], body: Iterable[Iterable[str]]) -> str:
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    return '\n'.join(lines + ['| ' + ' | '.join(cells) + ' |' for cells in body])
+
+
 def to_markdown(rows: Sequence[BenchmarkRow]) -> str:
-    lines = ['| ' + ' | '.join(_HEADERS) + ' |', '|' + '---|' * len(_HEADERS)]
-    lines += ['| ' + ' | '.join(_cells(r)) + ' |' for r in rows]
-    return '\n'.join(lines)
+    return markdown_table(_HEADERS, (_cells(r) for r in rows))
 
 
 def to_csv(rows: Sequence[BenchmarkRow]) -> str:

@@ -73,21 +73,27 @@ def export_onnx(model: nn.Module, path: str, input_size: Tuple[int, int, int] = 
     return dict(path=path, family=family, dynamic_hw=dynamic_hw, opset=opset, input_size=tuple(input_size))
 
 
+def _max_abs_error(model: nn.Module, run, inputs: Sequence[torch.Tensor], what: str) -> float:
+    """Largest absolute difference between ``run(x)`` (an exported model; ``what`` names it in errors) and
+    ``model(x)`` over ``inputs``; a shape that differs is an error."""
+    worst = 0.
+    for x in inputs:
+        with torch.no_grad():
+            want, got = model.eval()(x), run(x)
+        if got.shape != want.shape:
+            raise RuntimeError(f'{what} gives {tuple(got.shape)} for input {tuple(x.shape)}, PyTorch '
+                               f'{tuple(want.shape)}')
+        worst = max(worst, (got - want).abs().max().item())
+    return worst
+
+
 def check_onnx(model: nn.Module, path: str, inputs: Sequence[torch.Tensor]) -> float:
     """Largest absolute difference between onnxruntime's and PyTorch's outputs over ``inputs``."""
     import onnxruntime as ort
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
     name = session.get_inputs()[0].name
-    worst = 0.
-    for x in inputs:
-        with torch.no_grad():
-            want = model.eval()(x)
-        got = torch.from_numpy(session.run(None, {name: x.numpy()})[0])
-        if got.shape != want.shape:
-            raise RuntimeError(f'{path}: onnxruntime gives {tuple(got.shape)} for input {tuple(x.shape)}, '
-                               f'PyTorch {tuple(want.shape)}')
-        worst = max(worst, (got - want).abs().max().item())
-    return worst
+    return _max_abs_error(model, lambda x: torch.from_numpy(session.run(None, {name: x.numpy()})[0]), inputs,
+                          f'{path}: onnxruntime')
 
 
 def export_program(model: nn.Module, path: str, input_size: Tuple[int, int, int] = (3, 224, 224)) -> Dict[str, object]:
@@ -117,15 +123,7 @@ def export_torchscript(model: nn.Module, path: str, input_size: Tuple[int, int, 
 def check_saved(model: nn.Module, path: str, inputs: Sequence[torch.Tensor]) -> float:
     """Largest absolute difference between a saved ``.pt2`` / ``.pt`` module's outputs and ``model``'s."""
     loaded = torch.export.load(path).module() if path.endswith('.pt2') else torch.jit.load(path)
-    worst = 0.
-    with torch.no_grad():
-        for x in inputs:
-            want, got = model.eval()(x), loaded(x)
-            if got.shape != want.shape:
-                raise RuntimeError(f'{path}: gives {tuple(got.shape)} for input {tuple(x.shape)}, PyTorch '
-                                   f'{tuple(want.shape)}')
-            worst = max(worst, (got - want).abs().max().item())
-    return worst
+    return _max_abs_error(model, loaded, inputs, f'{path}:')
 
 
 def check_inputs(input_size: Tuple[int, int, int], dynamic_hw: bool, seed: int = 0) -> List[torch.Tensor]:

@@ -5,7 +5,7 @@ import re
 import tomllib
 from typing import Dict, List, Optional, Sequence
 
-from .benchmark import BenchmarkRow
+from .benchmark import BenchmarkRow, markdown_table
 from .registry import list_models, zoo_entrypoint
 
 __all__ = ['FAMILIES', 'family_of', 'load_reported', 'models_table', 'variants_table', 'update_generated',
@@ -80,13 +80,9 @@ def _row_cells(name: str, rows: Dict[tuple, BenchmarkRow], fig: dict) -> List[st
             f'{deploy.throughput:.1f}']
 
 
-def _table(header: Sequence[str], body: List[List[str]]) -> str:
-    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-    return '\n'.join(lines + ['| ' + ' | '.join(cells) + ' |' for cells in body])
-
-
-def _order(names: Sequence[str], rows: Dict[tuple, BenchmarkRow]) -> List[str]:
-    """A family's models from the smallest to the largest (deploy-form GFLOPs)."""
+def _family_models(family: str, rows: Dict[tuple, BenchmarkRow]) -> List[str]:
+    """A family's registered models from the smallest to the largest (deploy-form GFLOPs)."""
+    names = [n for n in list_models() if family_of(n) == family]
     return sorted(names, key=lambda n: (rows[n, 'deploy'].gflops, n) if (n, 'deploy') in rows else (0, n))
 
 
@@ -101,18 +97,17 @@ def models_table(rows: Sequence[BenchmarkRow], reported: dict) -> str:
     index = _index(rows)
     parts = []
     for module, (display, page) in FAMILIES.items():
-        names = _order([n for n in list_models() if family_of(n) == module], index)
-        body = [_row_cells(n, index, reported['models'][n]) for n in names]
-        parts.append(f'### [{display}]({page})\n\n' + _table(_COLUMNS, body))
+        body = [_row_cells(n, index, reported['models'][n]) for n in _family_models(module, index)]
+        parts.append(f'### [{display}]({page})\n\n' + markdown_table(_COLUMNS, body))
     return '\n\n'.join(parts)
 
 
 def variants_table(family: str, rows: Sequence[BenchmarkRow], reported: dict) -> str:
     index = _index(rows)
-    names = _order([n for n in list_models() if family_of(n) == family], index)
+    names = _family_models(family, index)
     if not names:
         raise ValueError(f'no registered models in family {family!r}; families: {sorted(FAMILIES)}')
-    return _table(_COLUMNS, [_row_cells(n, index, reported['models'][n]) for n in names]) + '\n\n' + _NOTES
+    return markdown_table(_COLUMNS, [_row_cells(n, index, reported['models'][n]) for n in names]) + '\n\n' + _NOTES
 
 
 def update_generated(text: str, key: str, content: str) -> str:
@@ -135,7 +130,7 @@ def speed_accuracy_plot(rows: Sequence[BenchmarkRow], reported: dict, path: str,
     drawn = dict(families={}, peers=[])
     markers = 'osD^v<>p'
     for i, (module, (display, _)) in enumerate(FAMILIES.items()):
-        names = [n for n in _order([n for n in list_models() if family_of(n) == module], index)
+        names = [n for n in _family_models(module, index)
                  if (n, 'deploy') in index and reported['models'][n]['top1_data'] == 'in1k']
         if not names:
             continue
