@@ -365,3 +365,18 @@ def test_share_link_weights_are_cached_under_their_own_name(tmp_path, monkeypatc
     assert fetched == [(model.pretrained_cfg['url'], 'biformer_tiny_in1k.pth')]
     zoo.create_model('biformer_t', pretrained=True)  # cached now
     assert len(fetched) == 1
+
+
+def test_shvit_deploy_form_runs_pointwise_convs_as_linears_on_channels_last_maps():
+    """Deploy form: no 1x1 conv is left (each is a Linear on the channels), the stage outputs are channels-last
+    maps, also behind timm's features_only wrapper; the train form keeps the NCHW layout."""
+    model = randomize_norms(zoo.create_model('shvit_s1', features_only=True)).eval()
+    deploy = zoo.reparameterize(model)
+    convs = [m for m in deploy.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(m.kernel_size != (1, 1) for m in convs)
+    assert all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    x = torch.randn(2, 3, 160, 96)
+    with torch.no_grad():
+        for a, b in zip(model(x), deploy(x)):
+            assert a.is_contiguous() and b.is_contiguous(memory_format=torch.channels_last)
+            assert (a - b).abs().max() <= 1e-5 * a.abs().max()

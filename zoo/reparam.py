@@ -4,7 +4,8 @@ A module that can fold itself defines ``fuse()`` and returns the module that rep
 becomes a biased conv, a RepVGG block one kernel). A block whose deploy form is the same class with
 folded parameters returns that copy with ``fused = True``; fusing it again returns it unchanged. The walker
 knows no family. ``timm.utils.reparameterize_model``
-walks the same protocol, so it gives the same deploy form.
+walks the same protocol, so it gives the same deploy modules and outputs; only the layout differs, as it does
+not move a channels-last model's weights (or a ``deploy_channels_last`` model) to channels-last storage.
 """
 import copy
 
@@ -34,7 +35,11 @@ def reparameterize(model: nn.Module, inplace: bool = False) -> nn.Module:
     if hasattr(model, 'fuse'):
         raise TypeError('reparameterize walks a model; call .fuse() on a single unit')
     _fuse_children(model)
-    if getattr(model, 'channels_last', False):
+    # the backbone may sit inside a wrapper (timm's features_only getter, a detector)
+    for m in model.modules():
+        if getattr(m, 'deploy_channels_last', False):
+            m.channels_last = True  # the deploy form runs channels-last
+    if any(getattr(m, 'channels_last', False) for m in model.modules()):
         # folds build new convs in the default layout; a channels-last model would re-layout their weights
         # on every call
         model.to(memory_format=torch.channels_last)

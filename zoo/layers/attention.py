@@ -1,12 +1,12 @@
 """Helpers shared by the attention families: padding a feature map to a window grid, running an NCHW module
-(a conv, a pool) on (B, H, W, C) tokens, and the straightforward ``softmax(q k^T * scale) v`` that their fused
+(a conv, a pool) on (B, H, W, C) tokens and a Linear on the channels of an NCHW map, and the straightforward ``softmax(q k^T * scale) v`` that their fused
 ``scaled_dot_product_attention`` calls are tested against."""
 from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ['naive_attention', 'on_tokens', 'pad_to_multiple']
+__all__ = ['naive_attention', 'on_channels', 'on_tokens', 'pad_to_multiple']
 
 
 def pad_to_multiple(x: torch.Tensor, multiple_h: int, multiple_w: Optional[int] = None,
@@ -25,6 +25,12 @@ def on_tokens(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``module`` (working on NCHW maps) applied to (B, H, W, C) tokens through their channels-last NCHW view;
     no copy either way."""
     return module(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+def on_channels(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The reverse: ``module`` (working on the last axis, a Linear or an MLP) applied to the channels of a
+    (B, C, H, W) map through its (B, H, W, C) view; no copy either way when the map is channels-last."""
+    return module(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
 def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: Optional[torch.Tensor] = None,

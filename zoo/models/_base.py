@@ -77,10 +77,13 @@ class StagedBackbone(nn.Module):
 
     ``channels_last``: run the network on channels-last tensors (NCHW shape, NHWC storage). Conv families
     set it because their 1x1 convolutions, depthwise convolutions and channel norms are faster that way on
-    CPU (docs/benchmarks.md); outputs keep the NCHW shape either way.
+    CPU (docs/benchmarks.md); outputs keep the NCHW shape either way. ``deploy_channels_last``: only the
+    deploy form does (``zoo.reparameterize`` sets ``channels_last`` on it), where its 1x1 convolutions have
+    become Linears on the channels; the train form keeps the NCHW layout of the official code.
     """
     arch = 'model'
     channels_last = False
+    deploy_channels_last = False
     head_classifier = 'fc'
 
     @staticmethod

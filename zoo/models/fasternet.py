@@ -21,7 +21,7 @@ from timm.layers import DropPath, calculate_drop_path_rates
 from timm.models import generate_default_cfgs
 
 from ..checkpoint import check_pretrained
-from ..layers import ConvBN, FoldedCopy, FusedMlp, fold_bn_into_prev
+from ..layers import ConvBN, FoldedCopy, FusedMlp, fold_bn_into_prev, on_channels
 from ..registry import register_zoo_model
 from ._base import Stage, StagedBackbone
 from ._builder import build_zoo_model
@@ -61,7 +61,7 @@ class FasterNetBlock(FoldedCopy, nn.Module):
         shortcut = x
         x = self.spatial_mixing(x)
         if self.fused:  # the MLP runs on the NHWC view
-            x = self.mlp(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+            x = on_channels(self.mlp, x)
         else:
             x = self.mlp(x)
         return shortcut + self.drop_path(x)

@@ -22,7 +22,8 @@ from timm.layers import ConvMlp, DropPath, calculate_drop_path_rates
 from timm.models import generate_default_cfgs
 
 from ..checkpoint import check_pretrained
-from ..layers import ConvBN, FoldedCopy, FusedMlp, NormConv, fold_affine_into_next, fold_scale_into_prev, norm_affine
+from ..layers import (ConvBN, FoldedCopy, FusedMlp, NormConv, fold_affine_into_next, fold_scale_into_prev, norm_affine,
+                      on_channels)
 from ..registry import register_zoo_model
 from ._base import Stage, StagedBackbone
 from ._builder import build_zoo_model
@@ -62,7 +63,7 @@ class MetaNeXtBlock(FoldedCopy, nn.Module):
         shortcut = x
         x = self.token_mixer(x)
         if self.fused:  # norm and layer scale are inside the MLP, which runs on the NHWC view
-            x = self.mlp(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+            x = on_channels(self.mlp, x)
         else:
             x = self.mlp(self.norm(x))
             if self.gamma is not None:

@@ -27,7 +27,7 @@ from timm.models import generate_default_cfgs
 
 from ..checkpoint import CheckpointMismatchError, check_pretrained
 from ..layers import (DilatedReparamBlock, FoldedCopy, FusedLinear, GlobalResponseNorm, LayerNorm2d, NormLinear,
-                      fold_affine_into_next, fold_bn_into_prev, fold_scale_into_prev)
+                      fold_affine_into_next, fold_bn_into_prev, fold_scale_into_prev, on_channels)
 from ..registry import register_zoo_model
 from ._base import Stage, StagedBackbone, official_staged_key
 from ._builder import build_zoo_model
@@ -100,7 +100,7 @@ class UniRepLKNetBlock(FoldedCopy, nn.Module):
     def forward(self, x):
         shortcut = x = x.contiguous()  # NCHW storage, where the large depthwise conv is fastest
         x = self.se(self.norm(self.conv_dw(x)))
-        x = self.mlp_norm(self.mlp(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
+        x = self.mlp_norm(on_channels(self.mlp, x))
         if self.gamma is not None:
             x = x * self.gamma.view(1, -1, 1, 1)
         return shortcut + self.drop_path(x)
