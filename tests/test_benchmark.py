@@ -5,13 +5,14 @@ import os
 import sys
 
 import pytest
+import timm
 import torch
 import torch.nn as nn
 
 import zoo
 from conftest import randomize_norms
-from zoo.benchmark import (PEERS, BenchmarkRow, Unfused, benchmark, count_flops, from_csv, gemm_peak, peak_memory,
-                           to_csv, to_markdown)
+from zoo.benchmark import (PEERS, BenchmarkRow, ChannelsLast, Unfused, benchmark, count_flops, from_csv, gemm_peak,
+                           peak_memory, to_csv, to_markdown)
 from zoo.layers import naive_attention
 from zoo.models.lsnet import SKA
 from zoo.models.shvit import SingleHeadAttention
@@ -86,6 +87,22 @@ def test_unfused_form_and_timm_peer_in_its_deploy_form():
     assert deploy.params - peer.params == padding - norm_affine
 
 
+def test_channels_last_peer_form_is_paired_and_computes_the_same_outputs():
+    rows = benchmark(['shvit_s1'], forms=['deploy'], timm_peers=True, peer_forms=('timm', 'timm-cl'), img_size=64,
+                     batch_size=2, threads=1, warmup=1, repeats=2, memory=False)
+    assert [(r.model, r.form) for r in rows] == [('shvit_s1', 'deploy'), ('shvit_s1', 'timm'), ('shvit_s1', 'timm-cl')]
+    deploy, _, peer = rows
+    assert peer.latency_ratio == peer.latency_ms / deploy.latency_ms
+    assert peer.reference == 'shvit_s1 [deploy, eager] vs this'
+    model = randomize_norms(timm.create_model('shvit_s1')).eval()
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        want = model(x)
+        wrapped = ChannelsLast(model)
+        assert all(p.is_contiguous(memory_format=torch.channels_last) for p in wrapped.parameters() if p.ndim == 4)
+        torch.testing.assert_close(wrapped(x), want, rtol=0, atol=1e-5)
+
+
 def test_unfused_computes_the_same_outputs():
     model = zoo.reparameterize(randomize_norms(zoo.create_model('biformer_t')))
     x = torch.randn(1, 3, 64, 96)
@@ -143,6 +160,8 @@ def test_gemm_peak_is_a_plausible_rate():
 def test_benchmark_rejects_what_it_cannot_measure():
     with pytest.raises(ValueError, match='unknown forms / runtimes'):
         benchmark(['lsnet_t'], runtimes=['tensorrt'])
+    with pytest.raises(ValueError, match='unknown forms / runtimes'):
+        benchmark(['lsnet_t'], peer_forms=['timm-nhwc'])
     with pytest.raises(ValueError, match='amp is for a GPU'):
         benchmark(['lsnet_t'], amp=torch.float16)
     with pytest.raises(ValueError, match="'onnx' is measured on the CPU only"):

@@ -8,6 +8,7 @@ Runtime; against timm peers. Every model of a group is measured in turns, so rat
     python tools/benchmark.py lsnet_t --forms deploy --runtimes eager compiled onnx
     python tools/benchmark.py lsnet_t shvit_s1 --forms deploy --compare        # the default timm peers (PEERS)
     python tools/benchmark.py 'convnext_*' --timm-peers --forms deploy    # vs timm's same architecture
+    python tools/benchmark.py 'shvit_*' --timm-peers --peers-channels-last --forms deploy   # timm's also NHWC
     python tools/benchmark.py biformer_t --forms unfused deploy    # fused attention (SDPA) vs the softmax form
     python tools/benchmark.py lsnet_t --device cuda                # GPU: batch 256 with AMP (fp16) by default
     python tools/benchmark.py --large-kernel    # ways to compute a 13x13 depthwise conv, timed and checked
@@ -31,6 +32,9 @@ def parse_args(argv=None):
                         f'the default peers {" ".join(PEERS)}')
     p.add_argument('--timm-peers', action='store_true',
                    help="pair every zoo model with timm's model of the same architecture, measured in turns")
+    p.add_argument('--peers-channels-last', action='store_true',
+                   help='also measure every timm model (--timm-peers, --compare) with its weights and inputs in '
+                        'channels-last storage (form timm-cl)')
     p.add_argument('--forms', nargs='+', default=['train', 'deploy'], choices=FORMS,
                    help='unfused: the deploy form with attention as the materialized softmax(QK^T)V, not SDPA; '
                         'speed-ups are against the first form listed')
@@ -98,6 +102,7 @@ def main(argv=None):
     batch_size = args.batch_size or (256 if gpu else 16)
     compare = PEERS if args.compare == [] else (args.compare or [])
     rows = benchmark(models, compare=compare, forms=args.forms, runtimes=args.runtimes, timm_peers=args.timm_peers,
+                     peer_forms=('timm', 'timm-cl') if args.peers_channels_last else ('timm',),
                      img_size=args.img_size, batch_size=batch_size, threads=args.threads, warmup=args.warmup,
                      repeats=args.repeats, device=args.device, amp=amp, memory=not args.no_memory, progress=True)
     where = torch.cuda.get_device_name() if gpu else f'CPU, {args.threads} threads'

@@ -34,11 +34,13 @@ from .layers import DEPTHWISE_METHODS, DilatedReparamBlock, depthwise_conv, naiv
 from .registry import timm_name, zoo_entrypoint
 from .reparam import reparameterize
 
-__all__ = ['BenchmarkRow', 'KernelRow', 'Unfused', 'PEERS', 'FORMS', 'RUNTIMES', 'count_params', 'count_flops',
+__all__ = ['BenchmarkRow', 'ChannelsLast', 'KernelRow', 'Unfused', 'PEERS', 'FORMS', 'PEER_FORMS', 'RUNTIMES', 'count_params', 'count_flops',
            'peak_memory', 'gemm_peak', 'measure_latency', 'benchmark', 'timm_equivalent', 'large_kernel_table',
            'kernel_table_markdown', 'markdown_table', 'to_markdown', 'to_csv', 'from_csv']
 
 FORMS = ('train', 'deploy', 'unfused')
+# a timm model: in timm's deploy form as built, or with its weights and inputs in channels-last storage
+PEER_FORMS = ('timm', 'timm-cl')
 RUNTIMES = ('eager', 'compiled', 'onnx')
 # timm models a user would pick instead of a zoo model: the zoo's families as timm has them, and efficient peers
 PEERS = ('convnext_atto', 'inception_next_atto', 'shvit_s1', 'fasternet_t0', 'repvit_m1_0', 'fastvit_t8',
@@ -50,7 +52,8 @@ class BenchmarkRow:
     model: str
     # 'train' (eval mode, unfolded), 'deploy' (zoo.reparameterize), 'unfused' (the deploy form with every
     # attention computed as the materialized softmax(QK^T)V instead of SDPA), 'timm' (timm's model in timm's
-    # deploy form, timm.utils.reparameterize_model, where it has one)
+    # deploy form, timm.utils.reparameterize_model, where it has one), 'timm-cl' (that, on channels-last weights
+    # and inputs)
     form: str
     params: int
     gflops: float  # per image at img_size
@@ -175,7 +178,7 @@ def measure_latency(model: nn.Module, x: torch.Tensor, warmup: int = 3, repeats:
 def _build(name: str, form: str) -> nn.Module:
     """A zoo model (any form but 'timm') or timm's own model of that name ('timm': the bare name is timm's,
     even where the zoo has a model of the same name, as ``shvit_s1`` or ``convnext_tiny``)."""
-    return timm.create_model(name if form == 'timm' else timm_name(name)).eval()
+    return timm.create_model(name if form in PEER_FORMS else timm_name(name)).eval()
 
 
 class Unfused(nn.Module):
@@ -195,10 +198,22 @@ class Unfused(nn.Module):
             nn.functional.scaled_dot_product_attention = fused
 
 
+class ChannelsLast(nn.Module):
+    """``model`` with its weights, and each input, in channels-last storage."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model.to(memory_format=torch.channels_last)
+
+    def forward(self, x):
+        return self.model(x.contiguous(memory_format=torch.channels_last))
+
+
 def _in_form(model: nn.Module, form: str) -> nn.Module:
-    if form == 'timm':
+    if form in PEER_FORMS:
         from timm.utils import reparameterize_model
-        return reparameterize_model(model)
+        model = reparameterize_model(model)
+        return ChannelsLast(model) if form == 'timm-cl' else model
     if form == 'deploy':
         return reparameterize(model)
     return Unfused(reparameterize(model)) if form == 'unfused' else model
@@ -280,6 +295,7 @@ def benchmark(
         forms: Sequence[str] = ('train', 'deploy'),
         runtimes: Sequence[str] = ('eager',),
         timm_peers: bool = False,
+        peer_forms: Sequence[str] = ('timm',),
         img_size: int = 224,
         batch_size: int = 16,
         threads: int = 2,
@@ -291,7 +307,7 @@ def benchmark(
         progress: bool = False,
 ) -> List[BenchmarkRow]:
     """Measure every zoo model in each form and runtime, with ``timm_peers`` also timm's model of the same
-    architecture, and every ``compare`` model (timm names) as is.
+    architecture, and every ``compare`` model (timm names) as is, each in every one of ``peer_forms``.
 
     Each zoo model and its peer are measured together, taking turns. Ratios of a zoo row are against the
     model's first row (its first form in its first runtime); a peer's ratio is "zoo deploy form vs this peer"
@@ -299,9 +315,11 @@ def benchmark(
     means the zoo model is faster. ``amp`` (a GPU's autocast dtype) runs every model under autocast; ONNX
     Runtime runs on the CPU only. ``memory`` adds each PyTorch row's peak activation memory at ``batch_size``
     (one more batch forward; eager only on a CPU)."""
-    unknown = sorted(set(forms) - set(FORMS)) + sorted(set(runtimes) - set(RUNTIMES))
+    unknown = sorted(set(forms) - set(FORMS)) + sorted(set(runtimes) - set(RUNTIMES)) \
+        + sorted(set(peer_forms) - set(PEER_FORMS))
     if unknown:
-        raise ValueError(f'unknown forms / runtimes {unknown}: forms are {FORMS}, runtimes {RUNTIMES}')
+        raise ValueError(f'unknown forms / runtimes {unknown}: forms are {FORMS}, runtimes {RUNTIMES}, '
+                         f'peer forms {PEER_FORMS}')
     if device != 'cpu' and 'onnx' in runtimes:
         raise ValueError("runtime 'onnx' is measured on the CPU only (onnxruntime's CPU provider)")
     if amp is not None and device == 'cpu':
@@ -316,10 +334,10 @@ def benchmark(
         jobs = [(name, form, runtime, name) for form in forms for runtime in runtimes]
         peer = timm_equivalent(name) if timm_peers else None
         if peer:
-            jobs += [(peer, 'timm', runtime, name) for runtime in runtimes]
+            jobs += [(peer, form, runtime, name) for form in peer_forms for runtime in runtimes]
         groups.append(jobs)
     first = models[0] if models else None
-    groups += [[(name, 'timm', runtime, first) for runtime in runtimes] for name in compare]
+    groups += [[(name, form, runtime, first) for form in peer_forms for runtime in runtimes] for name in compare]
     rows: List[BenchmarkRow] = []
     bar = tqdm(groups, desc='benchmark', unit='model', file=sys.stderr, disable=not progress, dynamic_ncols=True)
     with tempfile.TemporaryDirectory() as workdir:
@@ -355,12 +373,12 @@ def benchmark(
 def _add_ratios(rows: List[BenchmarkRow]) -> None:
     first, deploy = {}, {}
     for row in rows:
-        if row.form != 'timm':
+        if row.form not in PEER_FORMS:
             first.setdefault(row.model, row)
             if row.form == 'deploy':
                 deploy.setdefault((row.model, row.runtime), row)
     for row in rows:
-        if row.form == 'timm':
+        if row.form in PEER_FORMS:
             ref = deploy.get((row.paired_with, row.runtime))
             if ref is None:
                 continue
