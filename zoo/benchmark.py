@@ -34,9 +34,10 @@ from .layers import DEPTHWISE_METHODS, DilatedReparamBlock, depthwise_conv, naiv
 from .registry import timm_name, zoo_entrypoint
 from .reparam import reparameterize
 
-__all__ = ['BenchmarkRow', 'ChannelsLast', 'KernelRow', 'Unfused', 'PEERS', 'FORMS', 'PEER_FORMS', 'RUNTIMES', 'count_params', 'count_flops',
-           'peak_memory', 'gemm_peak', 'measure_latency', 'benchmark', 'timm_equivalent', 'large_kernel_table',
-           'kernel_table_markdown', 'markdown_table', 'to_markdown', 'to_csv', 'from_csv']
+__all__ = ['BenchmarkRow', 'ChannelsLast', 'KernelRow', 'Unfused', 'PEERS', 'FORMS', 'PEER_FORMS', 'RUNTIMES',
+           'count_params', 'count_flops', 'peak_memory', 'gemm_peak', 'measure_latency', 'benchmark',
+           'timm_equivalent', 'large_kernel_table', 'kernel_table_markdown', 'markdown_table', 'to_markdown',
+           'to_csv', 'from_csv']
 
 FORMS = ('train', 'deploy', 'unfused')
 # a timm model: in timm's deploy form as built, or with its weights and inputs in channels-last storage

@@ -63,9 +63,9 @@ class SingleHeadAttention(FoldedCopy, nn.Module):
             return self._forward_tokens(x)
         B, _, H, W = x.shape
         x1, x2 = x.split([self.pdim, self.dim - self.pdim], dim=1)
+        qkv = self.qkv(self.pre_norm(x1)).flatten(2)
         # (B, d, N) -> (B, 1 head, N, d)
-        q, k, v = (t.transpose(1, 2).unsqueeze(1)
-                   for t in self.qkv(self.pre_norm(x1)).flatten(2).split([self.qk_dim, self.qk_dim, self.pdim], dim=1))
+        q, k, v = (t.transpose(1, 2).unsqueeze(1) for t in qkv.split([self.qk_dim, self.qk_dim, self.pdim], dim=1))
         x1 = F.scaled_dot_product_attention(q, k, v, scale=self.qk_dim ** -0.5)
         # back to (B, pdim, H, W) as a contiguous copy: torch.cat is much slower on a transposed view
         x1 = x1.squeeze(1).transpose(1, 2).reshape(B, self.pdim, H, W)
