@@ -120,6 +120,15 @@ def _runner(cfg: Config):
     return Runner.from_cfg(cfg)
 
 
+def _leave_process_group() -> None:
+    """After a launched run's work is done, every rank leaves the process group together. A gloo group left to
+    the interpreter's exit can abort a rank whose work had finished ("terminate called without an active
+    exception"), and torchrun then fails the whole run."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def train(argv: Optional[Sequence[str]] = None):
     args = train_parser().parse_args(argv)
     cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
@@ -131,6 +140,7 @@ def train(argv: Optional[Sequence[str]] = None):
         cfg.load_from = args.load_from
     runner = _runner(cfg)
     runner.train()
+    _leave_process_group()
     return runner
 
 
@@ -141,4 +151,6 @@ def test(argv: Optional[Sequence[str]] = None):
     cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
     cfg.load_from = args.checkpoint
     runner = _runner(cfg)
-    return runner.test()
+    metrics = runner.test()
+    _leave_process_group()
+    return metrics
