@@ -36,10 +36,12 @@ def reparameterize(model: nn.Module, inplace: bool = False) -> nn.Module:
         raise TypeError('reparameterize walks a model; call .fuse() on a single unit')
     _fuse_children(model)
     # the backbone may sit inside a wrapper (timm's features_only getter, a detector)
+    channels_last = False
     for m in model.modules():
         if getattr(m, 'deploy_channels_last', False):
             m.channels_last = True  # the deploy form runs channels-last
-    if any(getattr(m, 'channels_last', False) for m in model.modules()):
+        channels_last = channels_last or getattr(m, 'channels_last', False)
+    if channels_last:
         # folds build new convs in the default layout; a channels-last model would re-layout their weights
         # on every call
         model.to(memory_format=torch.channels_last)

@@ -1,6 +1,6 @@
 """Helpers shared by the attention families: padding a feature map to a window grid, running an NCHW module
-(a conv, a pool) on (B, H, W, C) tokens and a Linear on the channels of an NCHW map, and the straightforward ``softmax(q k^T * scale) v`` that their fused
-``scaled_dot_product_attention`` calls are tested against."""
+(a conv, a pool) on (B, H, W, C) tokens and a Linear on the channels of an NCHW map, and the straightforward
+``softmax(q k^T * scale) v`` that their fused ``scaled_dot_product_attention`` calls are tested against."""
 from typing import Optional, Tuple
 
 import torch
