@@ -8,6 +8,29 @@ from zoo.layers import GlobalResponseNorm
 torch.set_num_threads(1)
 
 MODELS = zoo.list_models()
+# each family's smallest variant, where a check per family is enough
+SMALLEST = [family.smallest for family in zoo.families()]
+# the variants above 80M parameters (tests/test_contract.py checks the list against meta-device counts): they
+# take the whole contract in one build, and counts, key mapping and deploy parity at a small input
+BIG = ('convnext_base', 'convnext_large', 'convnext_xlarge', 'fasternet_l', 'inceptionnext_base', 'litv2_b',
+       'unireplknet_b', 'unireplknet_l', 'unireplknet_xl')
+
+
+def variants(names=None):
+    """Test parameters over zoo models (every registered one by default): each family's smallest variant in
+    the fast tier, the others marked ``slow`` (the full suite runs them all)."""
+    names = MODELS if names is None else names
+    return [n if n in SMALLEST else pytest.param(n, marks=pytest.mark.slow) for n in names]
+
+
+def count_params(name: str, deploy: bool = False, **kwargs) -> int:
+    """Parameters of zoo model ``name`` (its deploy form with ``deploy``), built on the meta device: shapes
+    only, no memory and no initialization, so that a 390M-parameter model costs what a small one does."""
+    with torch.device('meta'):
+        model = zoo.create_model(name, **kwargs)
+        if deploy:
+            model = zoo.reparameterize(model.eval())
+    return sum(p.numel() for p in model.parameters())
 
 
 def randomize_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -46,6 +69,6 @@ def seeded():
     torch.manual_seed(0)
 
 
-@pytest.fixture(params=MODELS)
+@pytest.fixture(params=variants())
 def model_name(request):
     return request.param

@@ -11,8 +11,8 @@ import torch.nn as nn
 
 import zoo
 from conftest import randomize_norms
-from zoo.benchmark import (PEERS, BenchmarkRow, ChannelsLast, Unfused, benchmark, count_flops, from_csv, gemm_peak,
-                           peak_memory, to_csv, to_markdown)
+from zoo.measure import (PEERS, BenchmarkRow, ChannelsLast, Unfused, benchmark, count_flops, from_csv, gemm_peak,
+                         peak_memory, to_csv, to_markdown)
 from zoo.layers import naive_attention
 from zoo.models.lsnet import SKA
 from zoo.models.shvit import SingleHeadAttention

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from zoo.checkpoint import CheckpointError, CheckpointMismatchError
+from conftest import count_params
+from zoo.weights import CheckpointError, CheckpointMismatchError
 
 # The official implementation's parameter counts (jameslahm/lsnet, model/lsnet.py, distillation=False).
 OFFICIAL_PARAMS = {'lsnet_t': 11_409_832, 'lsnet_s': 16_146_304, 'lsnet_b': 23_313_608}
@@ -86,8 +87,7 @@ def official_state_dict(name, distillation=False, num_classes=1000):
 
 @pytest.mark.parametrize('name', list(OFFICIAL_PARAMS))
 def test_param_count_equals_official(name):
-    model = zoo.create_model(name)
-    assert sum(p.numel() for p in model.parameters()) == OFFICIAL_PARAMS[name]
+    assert count_params(name) == OFFICIAL_PARAMS[name]
 
 
 @pytest.mark.parametrize('name', list(OFFICIAL_PARAMS))
@@ -232,3 +232,24 @@ def test_missing_file_and_pickled_objects_are_refused(tmp_path):
     torch.save({'model': official_state_dict('lsnet_t'), 'args': argparse.Namespace(lr=1)}, path)
     with pytest.raises(CheckpointError, match='Python objects other than tensors'):
         zoo.load_checkpoint(zoo.create_model('lsnet_t'), path)
+
+
+def test_a_file_with_model_and_model_ema_loads_model_on_both_paths(tmp_path):
+    """One rule for what a training checkpoint holds: timm.create_model(pretrained=True, file=...) and
+    zoo.load_checkpoint both load ``model``, not ``model_ema`` (timm's own file reader would take the EMA)."""
+    weights = zoo.create_model('fasternet_t0').state_dict()
+    ema = {k: v + 1 if v.is_floating_point() else v for k, v in weights.items()}
+    path = tmp_path / 'training.pth'
+    torch.save({'model': weights, 'model_ema': ema, 'epoch': 299}, path)
+    through_timm = timm.create_model('zoo/fasternet_t0', pretrained=True,
+                                     pretrained_cfg_overlay=dict(file=str(path)))
+    through_zoo = zoo.load_checkpoint(zoo.create_model('fasternet_t0'), str(path))
+    for model in (through_timm, through_zoo):
+        for k, v in weights.items():
+            assert torch.equal(model.state_dict()[k], v), k
+    # the weights the zoo read are not kept a second time in the model's cfg
+    assert through_timm.pretrained_cfg.get('state_dict') is None
+    assert through_timm.pretrained_cfg['file'] == str(path)
+    # the file does tell the two apart: timm's own reader takes the EMA weights
+    from timm.models import load_state_dict
+    assert torch.equal(load_state_dict(str(path))['stem.conv.weight'], ema['stem.conv.weight'])

@@ -8,9 +8,8 @@ import sys
 import pytest
 
 import zoo
-from zoo.benchmark import BenchmarkRow, from_csv
-from zoo.report import FAMILIES, family_of, load_reported, models_table, speed_accuracy_plot, update_generated, \
-    variants_table
+from zoo.measure import BenchmarkRow, from_csv
+from zoo.measure.report import load_reported, models_table, speed_accuracy_plot, update_generated, variants_table
 
 ROOT = os.path.join(os.path.dirname(__file__), '..')
 DOCS = os.path.join(ROOT, 'docs')
@@ -84,7 +83,7 @@ def test_tables_have_every_model_of_a_family_smallest_first():
     assert '74.9' in t and '35.0 / 32.7' in t and '34.2' in t and '40.1' in t
     everything = models_table(rows, reported)
     assert everything.count('| `') == len(zoo.list_models())
-    assert all(f'[{display}]({page})' in everything for display, page in FAMILIES.values())
+    assert all(f'[{f.display}]({f.docs_page})' in everything for f in zoo.families())
     with pytest.raises(ValueError, match='no eager train and deploy rows for lsnet_t'):
         variants_table('lsnet', [r for r in rows if r.model != 'lsnet_t'], reported)
 
@@ -107,7 +106,7 @@ def test_committed_benchmark_covers_every_model_and_the_peers():
     measured = {(r.model, r.form) for r in rows}
     for name in zoo.list_models():
         assert (name, 'train') in measured and (name, 'deploy') in measured, name
-    from zoo.benchmark import PEERS
+    from zoo.measure import PEERS
     assert {(p, 'timm') for p in PEERS} <= measured
     assert all(r.device == 'cpu' and r.latency_ms > 0 and r.params > 0 for r in rows)
 
@@ -118,10 +117,10 @@ def test_plot_draws_in1k_models_per_family_and_the_peers(tmp_path):
     out = tmp_path / 'plot.png'
     drawn = speed_accuracy_plot(rows, reported, str(out))
     assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and out.stat().st_size > 20_000
-    assert set(drawn['families']) == {display for display, _ in FAMILIES.values()}
+    assert set(drawn['families']) == {f.display for f in zoo.families()}
     # 22k-pre-trained checkpoints are not put on the ImageNet-1k axis
     assert 'convnext_xlarge' not in drawn['families']['ConvNeXt']
     assert sorted(drawn['families']['UniRepLKNet']) == ['unireplknet_a', 'unireplknet_f', 'unireplknet_n',
                                                          'unireplknet_p', 'unireplknet_s', 'unireplknet_t']
     assert drawn['peers'] == ['repvit_m1_0', 'mobilenetv3_large_100']
-    assert all(family_of(n) == 'lsnet' for n in drawn['families']['LSNet'])
+    assert all(zoo.family_of(n).name == 'lsnet' for n in drawn['families']['LSNet'])

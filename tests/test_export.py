@@ -6,12 +6,9 @@ import pytest
 import torch
 
 import zoo
-from zoo.export import STATIC_HW, export_and_check
+from zoo.deploy import export_and_check
 
-from conftest import randomize_norms
-
-SMALLEST = ['lsnet_t', 'convnext_atto', 'inceptionnext_atto', 'unireplknet_a', 'fasternet_t0', 'shvit_s1',
-            'litv2_s', 'biformer_t']
+from conftest import SMALLEST, randomize_norms
 
 
 def _nontrivial(name):
@@ -30,7 +27,7 @@ def test_onnx_matches_pytorch(name, deploy, tmp_path):
     model = _nontrivial(name)
     row = export_and_check(name, str(tmp_path), deploy=deploy, model=model)
     assert row['max_abs_err'] <= 1e-4, row
-    assert row['dynamic_hw'] == (type(model).__name__ not in STATIC_HW)
+    assert row['dynamic_hw'] == (zoo.family_of(name).static_hw is None)
     graph = onnx.load(row['path']).graph
     dims = graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_param == 'batch'

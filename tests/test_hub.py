@@ -18,7 +18,7 @@ import zoo
 from conftest import randomize_norms
 from test_conv_families import _convnext_official_layout, _fasternet_official_layout
 from test_unireplknet import official_layout as _unireplknet_official_layout
-from zoo.hub import read_manifest, save_for_hub
+from zoo.weights import read_manifest, save_for_hub
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'tools'))
 import convert_checkpoint  # noqa: E402
@@ -177,7 +177,7 @@ def test_deploy_form_round_trip(tmp_path, offline_hub):
     assert json.loads((folder / 'config.json').read_text())['model_args']['deploy'] is True
     put_in_hf_cache(offline_hub, f'{ORG}/unireplknet_a-deploy', folder)
     model = timm.create_model(f'hf-hub:{ORG}/unireplknet_a-deploy', pretrained=True).eval()
-    assert not zoo.reparam.foldable_modules(model)  # built in the deploy structure
+    assert not zoo.deploy.foldable_modules(model)  # built in the deploy structure
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert (model(x) - ref(x)).abs().max() <= 1e-4
@@ -282,9 +282,12 @@ def test_push_uploads_the_folder(tmp_path, monkeypatch):
         push_tool.main([str(folder), 'me/lsnet_t'])
 
 
-def test_model_card_leaves_the_model_as_it_was():
-    model = timm.create_model('zoo/lsnet_t').train()
-    card = zoo.hub.model_card(model, 'zoo/lsnet_t', 'ab' * 32)
-    assert model.training
+def test_model_card_states_the_flops_it_is_given():
+    """The card counts nothing itself (the weights layer sits below measuring): the converter passes the FLOPs."""
+    from zoo.measure import count_flops
+    model = timm.create_model('zoo/lsnet_t').eval()
+    gflops = count_flops(model, torch.zeros(1, 3, 224, 224)) / 1e9
+    card = zoo.weights.model_card(model, 'zoo/lsnet_t', 'ab' * 32, gflops=gflops)
     assert 'library_name: timm' in card and 'license: mit' in card and 'FLOPs: 0.63G at 224 px' in card
     assert 'https://arxiv.org/abs/2503.23135' in card
+    assert 'FLOPs' not in zoo.weights.model_card(model, 'zoo/lsnet_t', 'ab' * 32)

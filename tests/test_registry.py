@@ -7,7 +7,7 @@ import timm
 from timm.models import _factory
 
 import zoo
-from zoo import _timm_names
+from zoo.patches import timm_names as _timm_names
 from zoo.models.lsnet import LSNet
 
 TIMM_OWN = ['shvit_s4', 'convnext_tiny', 'fasternet_t0', 'inception_next_tiny']
@@ -71,6 +71,5 @@ def test_unknown_name_lists_close_matches():
 def test_registering_a_name_twice_is_an_error():
     def lsnet_t(pretrained=False, **kwargs):
         return None
-    lsnet_t.__module__ = 'zoo.models.lsnet'
     with pytest.raises(RuntimeError, match='registered twice'):
-        zoo.registry.register_zoo_model(lsnet_t)
+        zoo.family_of('lsnet').register(lsnet_t)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import zoo
 from conftest import randomize_norms
-from zoo.benchmark import kernel_table_markdown, large_kernel_table
+from zoo.measure import kernel_table_markdown, large_kernel_table
 from zoo.layers import DEPTHWISE_METHODS, DilatedReparamBlock, GlobalResponseNorm, dilate_kernel, depthwise_conv
 from zoo.models.unireplknet import default_kernel_sizes
 

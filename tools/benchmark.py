@@ -19,7 +19,7 @@ import sys
 import zoo
 import torch
 
-from zoo.benchmark import (FORMS, LARGE_KERNEL_SHAPES, PEERS, RUNTIMES, benchmark, gemm_peak, kernel_table_markdown,
+from zoo.measure import (FORMS, LARGE_KERNEL_SHAPES, PEERS, RUNTIMES, benchmark, gemm_peak, kernel_table_markdown,
                            large_kernel_table, to_csv, to_markdown)
 
 

@@ -9,7 +9,7 @@ deploy form, written with timm's ``save_for_hf`` (config.json, model.safetensors
 loaded back through ``timm.create_model('local-dir:<folder>', pretrained=True)``. The logits of the reloaded
 model on a fixed random batch must equal those of the converted model exactly, and a deploy form must be within
 ``--tolerance`` of the train form; otherwise the folder is removed and the tool fails. The sha256 of
-model.safetensors is printed for ``hub_sha256`` in checkpoints/manifest.toml.
+model.safetensors is printed for ``hub_sha256`` in zoo/weights/manifest.toml.
 """
 import argparse
 import shutil
@@ -19,7 +19,8 @@ import timm
 import torch
 
 import zoo
-from zoo.hub import manifest_entry, save_for_hub
+from zoo.measure import count_flops
+from zoo.weights import manifest_entry, save_for_hub
 
 
 def parse_args(argv=None):
@@ -62,14 +63,15 @@ def convert(args) -> str:
             raise SystemExit(f'deploy form differs from the train form by {err:.2e} > {args.tolerance}')
         expected = model(x)
     entry = manifest_entry(args.model, tag) if tag else None
-    digest = save_for_hub(model, args.output, deploy=args.deploy, entry=entry)
+    gflops = count_flops(model, torch.zeros(1, *model.pretrained_cfg['input_size'])) / 1e9
+    digest = save_for_hub(model, args.output, deploy=args.deploy, entry=entry, gflops=gflops)
     reloaded = timm.create_model(f'local-dir:{args.output}', pretrained=True).eval()
     err = (reloaded(x) - expected).abs().max().item()
     if err != 0.0:
         shutil.rmtree(args.output)
         raise SystemExit(f'the reloaded folder gives different logits (max abs {err:.2e}); removed {args.output}')
     print(f'wrote {args.output}: reloaded through local-dir:, logits identical ({size} px)')
-    print(f'model.safetensors sha256 = "{digest}"  (hub_sha256 for {args.model}.{tag} in checkpoints/manifest.toml)')
+    print(f'model.safetensors sha256 = "{digest}"  (hub_sha256 for {args.model}.{tag} in zoo/weights/manifest.toml)')
     return digest
 
 

@@ -15,11 +15,11 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from zoo.export import FORMATS, OPSET, export_and_check  # noqa: E402
-from zoo.registry import list_models  # noqa: E402
+from zoo.deploy import FORMATS, OPSET, export_and_check  # noqa: E402
+from zoo.models import list_models  # noqa: E402
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--model', nargs='+', default=['lsnet_t'], help='zoo model names or fnmatch patterns')
     p.add_argument('--out', default='exports', help='directory for the exported files')
@@ -31,6 +31,11 @@ def main(argv=None):
     p.add_argument('--static-hw', action='store_true', help='fixed height and width for every model')
     p.add_argument('--opset', type=int, default=OPSET)
     p.add_argument('--tolerance', type=float, default=1e-4, help='largest allowed |exported - PyTorch|')
+    return p
+
+
+def main(argv=None):
+    p = build_parser()
     a = p.parse_args(argv)
     names = sorted({n for pattern in a.model for n in list_models(pattern)})
     if not names:

@@ -11,8 +11,9 @@ import argparse
 import os
 import sys
 
-from zoo.benchmark import from_csv
-from zoo.report import FAMILIES, load_reported, models_table, speed_accuracy_plot, update_generated, variants_table
+import zoo
+from zoo.measure import from_csv
+from zoo.measure.report import load_reported, models_table, speed_accuracy_plot, update_generated, variants_table
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 
@@ -38,10 +39,10 @@ def parse_args(argv=None):
 def pages(rows, reported, docs: str, csv_name: str) -> dict:
     """{path: new text} for models.md and every family page."""
     out = {os.path.join(docs, 'models.md'): MODELS_HEADER.format(csv=csv_name) + models_table(rows, reported) + '\n'}
-    for module, (_, page) in FAMILIES.items():
-        path = os.path.join(docs, page)
+    for family in zoo.families():
+        path = os.path.join(docs, family.docs_page)
         with open(path) as f:
-            out[path] = update_generated(f.read(), 'variants', variants_table(module, rows, reported))
+            out[path] = update_generated(f.read(), 'variants', variants_table(family.name, rows, reported))
     return out
 
 

@@ -8,10 +8,10 @@ The token defaults to huggingface_hub's (HF_TOKEN or ``huggingface-cli login``).
 """
 import argparse
 
-from zoo.hub import push_to_hub
+from zoo.weights import push_to_hub
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('folder')
     p.add_argument('repo_id', help='<org>/<name>, e.g. zoo-models/lsnet_t.in1k')
@@ -19,7 +19,11 @@ def main(argv=None):
     p.add_argument('--private', action='store_true')
     p.add_argument('--revision', default=None, help='branch to commit to (default: main)')
     p.add_argument('--message', default='Add zoo checkpoint')
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     info = push_to_hub(args.folder, args.repo_id, token=args.token, private=args.private,
                        commit_message=args.message, revision=args.revision)
     print(f'pushed {args.folder} to {args.repo_id}: {info}')

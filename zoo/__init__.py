@@ -5,16 +5,19 @@
     import timm, zoo
     model = timm.create_model('zoo/lsnet_t')
     deploy = zoo.reparameterize(model)
+
+The package reads bottom-up (docs/design.md): ``patches`` (third-party patches) -> ``layers`` -> ``weights``
+-> ``models`` -> ``deploy`` -> ``measure`` -> the applications ``train`` and ``mm``.
 """
-from .registry import NAMESPACE, UnknownModelError, create_model, list_models, timm_name
-from . import models  # noqa: F401  (registers the families)
-from .checkpoint import CheckpointError, CheckpointMismatchError, load_checkpoint, read_checkpoint
-from .hub import ChecksumMismatchError
-from .reparam import reparameterize
+from .weights import CheckpointError, CheckpointMismatchError, ChecksumMismatchError, read_checkpoint
+from .models import (NAMESPACE, Family, UnknownModelError, create_model, families, family_of, list_models,
+                     load_checkpoint, register_family, timm_name)
+from .deploy import reparameterize
 
 __version__ = '0.1.0'
 
 __all__ = [
-    'NAMESPACE', 'CheckpointError', 'CheckpointMismatchError', 'ChecksumMismatchError', 'UnknownModelError', 'create_model',
-    'list_models', 'load_checkpoint', 'read_checkpoint', 'reparameterize', 'timm_name',
+    'NAMESPACE', 'CheckpointError', 'CheckpointMismatchError', 'ChecksumMismatchError', 'Family', 'UnknownModelError',
+    'create_model', 'families', 'family_of', 'list_models', 'load_checkpoint', 'read_checkpoint', 'register_family',
+    'reparameterize', 'timm_name',
 ]

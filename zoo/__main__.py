@@ -4,7 +4,7 @@ import argparse
 import timm
 
 from . import list_models
-from .benchmark import benchmark, count_params, to_markdown
+from .measure import benchmark, count_params, to_markdown
 
 
 def main(argv=None):

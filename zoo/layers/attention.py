@@ -6,18 +6,21 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from ._fx import register_notrace_function
+
 __all__ = ['naive_attention', 'on_channels', 'on_tokens', 'pad_to_multiple']
 
 
+@register_notrace_function  # whether to pad depends on the size: a traced graph calls it as one function
 def pad_to_multiple(x: torch.Tensor, multiple_h: int, multiple_w: Optional[int] = None,
                     channels_last: bool = True) -> Tuple[torch.Tensor, int, int]:
     """Zero-pad the bottom and right of a (B, H, W, C) map (``channels_last``) or a (B, C, H, W) map so that
     H and W are multiples; returns the padded map and the original (H, W) for cropping back."""
-    multiple_w = multiple_w or multiple_h
+    mult_w = multiple_h if multiple_w is None or multiple_w == 0 else multiple_w
     H, W = (x.shape[1], x.shape[2]) if channels_last else (x.shape[-2], x.shape[-1])
-    pad_b, pad_r = -H % multiple_h, -W % multiple_w
-    if pad_b or pad_r:
-        x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b) if channels_last else (0, pad_r, 0, pad_b))
+    pad_b, pad_r = -H % multiple_h, -W % mult_w
+    if pad_b > 0 or pad_r > 0:
+        x = F.pad(x, [0, 0, 0, pad_r, 0, pad_b] if channels_last else [0, pad_r, 0, pad_b])
     return x, H, W
 
 

@@ -1,12 +1,24 @@
 import torch
 
+from ._fx import register_notrace_function
+
 __all__ = ['check_input']
 
 
-def check_input(x: torch.Tensor, in_chans: int, arch: str) -> None:
-    """A clear error for an input a model cannot take, before any conv reports it in its own words."""
+@register_notrace_function  # a traced graph checks the input it runs on
+def check_input(x: torch.Tensor, in_chans: int, arch: str) -> torch.Tensor:
+    """A clear error for an input a model cannot take, before any conv reports it in its own words.
+    Returns ``x``, so that a traced graph keeps the check (an unused call would be pruned)."""
+    if torch.jit.is_scripting():  # the same checks; TorchScript formats the shape as a list
+        if x.dim() != 4:
+            raise ValueError(f'{arch} expects a 4-D (B, C, H, W) input, got shape {x.shape}')
+        if x.shape[1] != in_chans:
+            raise ValueError(f'{arch} was built for {in_chans} input channels, got {x.shape[1]} '
+                             f'(input shape {x.shape}); create it with in_chans={x.shape[1]}')
+        return x
     if x.ndim != 4:
         raise ValueError(f'{arch} expects a 4-D (B, C, H, W) input, got shape {tuple(x.shape)}')
     if x.shape[1] != in_chans:
         raise ValueError(f'{arch} was built for {in_chans} input channels, got {x.shape[1]} '
                          f'(input shape {tuple(x.shape)}); create it with in_chans={x.shape[1]}')
+    return x

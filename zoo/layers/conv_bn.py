@@ -37,7 +37,7 @@ class ResidualConvBN(ConvBN):
         super().__init__(dim, dim, kernel_size, 1, kernel_size // 2, groups=dim, bn_weight_init=bn_weight_init)
 
     def forward(self, x):
-        return x + super().forward(x)
+        return x + self.bn(self.conv(x))  # ConvBN's forward, written out for TorchScript (no super())
 
     @torch.no_grad()
     def fuse(self) -> nn.Conv2d:

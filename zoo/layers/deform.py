@@ -10,10 +10,17 @@ import math
 import torch
 import torch.nn as nn
 from torch.nn.modules.utils import _pair
+from torchvision.ops import deform_conv2d  # timm imports torchvision already
 
+from ._fx import register_notrace_function
 from .attention import pad_to_multiple
 
 __all__ = ['DeformConv2dPack']
+
+# torchvision's deform_conv2d checks the offset's shape in Python: traced graphs call it as one function
+register_notrace_function(deform_conv2d)
+torch.fx.wrap('deform_conv2d')
+torch.fx.wrap('pad_to_multiple')
 
 
 class DeformConv2dPack(nn.Module):
@@ -43,8 +50,6 @@ class DeformConv2dPack(nn.Module):
         nn.init.zeros_(self.conv_offset.bias)
 
     def forward(self, x):
-        from torchvision.ops import deform_conv2d
-
         if self.pad_to_stride:
             x, _, _ = pad_to_multiple(x, self.stride[0], self.stride[1], channels_last=False)
         return deform_conv2d(x, self.conv_offset(x), self.weight, self.bias, self.stride, self.padding,

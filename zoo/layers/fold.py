@@ -98,6 +98,8 @@ class FoldedCopy:
     ``fuse()`` returns a folded copy marked ``fused = True`` (the walkers skip it, and fusing it again
     returns it unchanged); the train form is left as it was. The block implements ``_fold()``, which folds
     the copy in place."""
+    # a TorchScript constant: scripting compiles only the branch of the form the block is in
+    __constants__ = ['fused']
     fused = False
 
     @torch.no_grad()

@@ -8,7 +8,7 @@ plain PyTorch so they run on any device.
 * ``rows``: decomposition into ``K`` convolutions with ``1 x K`` kernels, one per kernel row, each over the
   input shifted by that row.
 
-All are exact up to float rounding. ``zoo.benchmark.large_kernel_table`` (``tools/benchmark.py
+All are exact up to float rounding. ``zoo.measure.large_kernel_table`` (``tools/benchmark.py
 --large-kernel``) times them against each other; the zoo's models use the one that table picks on CPU,
 ``direct`` (docs/unireplknet.md).
 """

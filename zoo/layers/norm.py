@@ -9,7 +9,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ._fx import clamp_tiny, is_fx_tracing
+
 __all__ = ['GlobalResponseNorm', 'LayerNorm2d']
+
+torch.fx.wrap('clamp_tiny')  # any tracer calls it when the graph runs, with the dtype known
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -36,6 +40,10 @@ class GlobalResponseNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():
+            return self._forward_graph(x)
+        if is_fx_tracing():
+            return self._forward_graph(x)
         # the sum of squares over ~4 MB slices of the batch keeps its temporary in cache: measured on CPU 1.1-1.5x
         # faster than x.norm over (1, 2), which reduces the strided axes slowly
         per_slice = max(1, (1 << 20) // max(1, x[0].numel()))
@@ -51,4 +59,11 @@ class GlobalResponseNorm(nn.Module):
             x = x.mul_(scale)
             return x if self.bias is None else x.add_(self.bias)
         x = x * scale
+        return x if self.bias is None else x + self.bias
+
+    def _forward_graph(self, x: torch.Tensor) -> torch.Tensor:
+        """The same computation as one slice, out of place, for a graph that runs with any input and under
+        autograd (a scripted or symbolically traced model); values as the eager path's."""
+        g = clamp_tiny((x * x).sum((1, 2), keepdim=True)).sqrt()
+        x = x * (1 + self.weight * (g / (g.mean(-1, keepdim=True) + self.eps)))
         return x if self.bias is None else x + self.bias

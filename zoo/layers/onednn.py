@@ -8,40 +8,44 @@ project's CPU (2 threads) the fused MLP of a ConvNeXt block runs 1.1-1.6x faster
 ``F.gelu`` (docs/benchmarks.md). Anywhere else (GPU, autograd, tracing, export, compile, or a PyTorch build
 without the op) it is exactly ``act(F.linear(x, W, b))``. Results agree to float rounding.
 
-Deploy forms use it; train forms keep plain layers, which autograd differentiates.
+Deploy forms use it; train forms keep plain layers, which autograd differentiates. The private ops, and the
+torch versions they are used with, are in :mod:`zoo.patches.onednn`.
 """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
+from ..patches import onednn
+from ._fx import is_fx_tracing, register_notrace_module
+
 __all__ = ['FusedLinear', 'FusedMlp', 'onednn_available']
 
-_ACTS = {'none': (lambda x: x, ''), 'gelu': (F.gelu, 'none'), 'relu': (F.relu, '')}
+_ACTS = {'none': lambda x: x, 'gelu': F.gelu, 'relu': F.relu}
 
 
 def onednn_available() -> bool:
-    try:
-        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, '_linear_pointwise') \
-            and hasattr(torch.ops.mkldnn, '_reorder_linear_weight')
-    except (AttributeError, RuntimeError):
-        return False
-
-
-_AVAILABLE = onednn_available()
+    return onednn.available()
 
 
 def _use_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    if not _AVAILABLE or x.device.type != 'cpu' or x.dtype != torch.float32 or weight.dtype != torch.float32:
+    if is_fx_tracing():  # a traced graph records the plain ops (timm's tracer keeps FusedLinear a leaf)
+        return False
+    if x.device.type != 'cpu' or x.dtype != torch.float32 or weight.dtype != torch.float32:
         return False
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
         return False  # the fused op has no backward
     # under a dispatch mode (FLOP counting, fake tensors) the op would be invisible or unsupported
-    return not (torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling()
-                or torch.onnx.is_in_onnx_export() or _get_current_dispatch_mode() is not None)
+    if (torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling()
+            or torch.onnx.is_in_onnx_export() or _get_current_dispatch_mode() is not None):
+        return False
+    return onednn.available()
 
 
+@register_notrace_module  # traced by timm's tracer as one call, which runs the fused kernel when it can
 class FusedLinear(nn.Linear):
+    __jit_ignored_attributes__ = ['_packed']  # oneDNN's packed weight: eager only, not part of a scripted model
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True, act: str = 'none',
                  device=None, dtype=None):
         if act not in _ACTS:
@@ -74,15 +78,20 @@ class FusedLinear(nn.Linear):
         w = self.weight
         key = (w.data_ptr(), w._version)
         if self._packed is None or self._packed[0] != key:
-            self._packed = (key, torch.ops.mkldnn._reorder_linear_weight(w.detach(), rows))
+            self._packed = (key, onednn.reorder_linear_weight(w.detach(), rows))
         return self._packed[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        fn, algorithm = _ACTS[self.act]
+        if torch.jit.is_scripting():  # the plain ops: oneDNN's private ops and packed weights stay in eager
+            x = F.linear(x, self.weight, self.bias)
+            if self.act == 'gelu':
+                return F.gelu(x)
+            if self.act == 'relu':
+                return F.relu(x)
+            return x
         if _use_onednn(x, self.weight):
-            w = self._packed_weight(x.numel() // x.shape[-1])
-            return torch.ops.mkldnn._linear_pointwise(x, w, self.bias, self.act, [], algorithm)
-        return fn(F.linear(x, self.weight, self.bias))
+            return onednn.linear_pointwise(x, self._packed_weight(x.numel() // x.shape[-1]), self.bias, self.act)
+        return _ACTS[self.act](F.linear(x, self.weight, self.bias))
 
 
 class FusedMlp(nn.Module):

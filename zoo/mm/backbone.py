@@ -12,33 +12,19 @@ entry), each through the per-output norm the family's dense-prediction code adds
 classifier and the pruned final norm dropped), and checkpoints of detectors / segmentors built on this
 class (their ``backbone.`` entries). Every key is checked before anything is copied.
 """
-from typing import Dict, List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 
-from ..checkpoint import CheckpointMismatchError, check_state_dict, checkpoint_filter_for, read_checkpoint
 from ..layers.norm import LayerNorm2d
-from ..registry import create_model, zoo_entrypoint
-from .checkpoint import mmengine_safe_globals
+from ..models import create_model, family_of, zoo_entrypoint
+from ..patches.mmengine_checkpoint import mmengine_safe_globals
+from ..weights import CheckpointMismatchError, check_state_dict, read_checkpoint
 from .registry import MODELS
 
-__all__ = ['ZooBackbone', 'DENSE_OUT_NORMS', 'out_channels']
-
-# The norm each family's dense-prediction backbone applies to its outputs (the authors' detection and
-# segmentation code): 'ln' a channels-first LayerNorm, 'bn' a BatchNorm2d, None nothing.
-# LITv2 and BiFormer replace the classification model's final norm (which is pruned here) by these.
-DENSE_OUT_NORMS: Dict[str, Optional[str]] = {
-    'ConvNeXt': 'ln',
-    'InceptionNeXt': None,
-    'UniRepLKNet': 'ln',
-    'FasterNet': 'bn',
-    'LSNet': None,
-    'SHViT': None,
-    'LITv2': 'ln',
-    'BiFormer': 'ln',
-}
+__all__ = ['ZooBackbone', 'out_channels']
 
 _NORMS = {'ln': lambda c: LayerNorm2d(c, eps=1e-6), 'bn': nn.BatchNorm2d}
 
@@ -81,7 +67,7 @@ class ZooBackbone(BaseModule):
         frozen_stages: stem and stages ``0 .. frozen_stages - 1`` are frozen (weights fixed, norms in eval);
             ``0`` freezes the stem only, ``-1`` nothing (mmdet's ResNet convention).
         norm_eval: keep every BatchNorm in eval mode while training (frozen running statistics).
-        out_norm: ``'auto'`` (the family's, :data:`DENSE_OUT_NORMS`), ``'ln'``, ``'bn'``, ``None``, or one of
+        out_norm: ``'auto'`` (the family record's ``dense_out_norm``: the norm the authors' detection and segmentation code puts on each output), ``'ln'``, ``'bn'``, ``None``, or one of
             these per output (LITv2's detectors: ``(None, 'ln', 'ln', 'ln')``).
         drop_path_rate: stochastic depth of the backbone (the model's default when None).
         with_cp: gradient checkpointing through the model's ``set_grad_checkpointing``.
@@ -112,7 +98,7 @@ class ZooBackbone(BaseModule):
         if with_cp:
             model.set_grad_checkpointing(True)
         if out_norm == 'auto':
-            out_norm = DENSE_OUT_NORMS.get(type(model).__name__)
+            out_norm = family_of(model).dense_out_norm
         self.out_channels = [model.feature_info[i]['num_chs'] for i in self.out_indices]
         kinds = list(out_norm) if isinstance(out_norm, (list, tuple)) else [out_norm] * len(self.out_indices)
         if len(kinds) != len(self.out_indices) or any(k not in (None, *_NORMS) for k in kinds):
@@ -182,7 +168,7 @@ class ZooBackbone(BaseModule):
         with torch.device('meta'):
             full = create_model(self.arch, num_classes=0, **self.model_kwargs)
         try:
-            state_dict = checkpoint_filter_for(full)(state_dict, full)
+            state_dict = family_of(full).checkpoint_filter(state_dict, full)
         except CheckpointMismatchError as e:
             raise CheckpointMismatchError(f'{e}\n(zoo.Backbone arch={self.arch!r})') from None
         own = self.model.state_dict()

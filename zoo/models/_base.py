@@ -21,6 +21,8 @@ from ..layers import BNLinear, check_input
 
 __all__ = ['BNLinearHead', 'Stage', 'StagedBackbone', 'TokenStage', 'levit_unit_key', 'official_staged_key']
 
+torch.fx.wrap('check_input')  # any tracer (torchvision's too) keeps the input check as one call
+
 
 def official_staged_key(key: str, block_key: Callable[[str], str]) -> str:
     """Map a key of the layout the ConvNeXt and UniRepLKNet authors share (``downsample_layers.0`` the stem,
@@ -81,6 +83,9 @@ class StagedBackbone(nn.Module):
     deploy form does (``zoo.reparameterize`` sets ``channels_last`` on it), where its 1x1 convolutions have
     become Linears on the channels; the train form keeps the NCHW layout of the official code.
     """
+    # TorchScript: read when the model is scripted (and the branches they rule out are not compiled)
+    __constants__ = ['arch', 'channels_last', '_head_is_identity']
+    __jit_unused_properties__ = ['_head_is_identity']
     arch = 'model'
     channels_last = False
     deploy_channels_last = False
@@ -103,7 +108,7 @@ class StagedBackbone(nn.Module):
             fc.bias.mul_(scale)
 
     def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_chans, self.arch)
+        x = check_input(x, self.in_chans, self.arch)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
@@ -128,8 +133,16 @@ class StagedBackbone(nn.Module):
     def get_classifier(self) -> nn.Module:
         return getattr(self.head, self.head_classifier, self.head)
 
+    @property
+    def _head_is_identity(self) -> bool:
+        return isinstance(self.head, nn.Identity)
+
     def forward_head(self, x, pre_logits: bool = False):
         x = self.global_pool(x)
+        if torch.jit.is_scripting():  # no isinstance on modules there: the constant read when scripted
+            if self._head_is_identity:
+                return x
+            return self.head(x, pre_logits)
         return x if isinstance(self.head, nn.Identity) else self.head(x, pre_logits)
 
     @torch.jit.ignore
@@ -177,6 +190,10 @@ class StagedBackbone(nn.Module):
         return self._final_norm(x), intermediates
 
     def _final_norm(self, x):
+        if torch.jit.is_scripting():
+            if hasattr(self, 'norm'):
+                return self.norm(x)
+            return x
         norm = getattr(self, 'norm', None)
         return x if norm is None else norm(x)
 

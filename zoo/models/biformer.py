@@ -32,13 +32,15 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, Mlp, calculate_drop_path_rates, trunc_normal_
 from timm.models import generate_default_cfgs
 
-from ..checkpoint import check_pretrained
 from ..layers import ConvBN, NormLinear, on_tokens, pad_to_multiple
-from ..registry import register_zoo_model
+from ..weights import check_pretrained
 from ._base import StagedBackbone, TokenStage
-from ._builder import build_zoo_model
+from .registry import Family, register_family
 
 __all__ = ['BiFormer', 'BiLevelRoutingAttention', 'AttentionLePE']
+
+# padding depends on the map size: a traced graph (torch.fx) calls the function
+torch.fx.wrap('pad_to_multiple')
 
 
 class BiLevelRoutingAttention(nn.Module):
@@ -64,14 +66,15 @@ class BiLevelRoutingAttention(nn.Module):
         affinity ``q_region @ k_region^T`` (no gradient flows through the choice)."""
         with torch.no_grad():
             affinity = (q_region * self.scale) @ k_region.transpose(-2, -1)
-            return affinity.topk(min(self.topk, affinity.shape[-1]), dim=-1).indices
+            # affinity is (B, p^2, p^2): a number of regions known before the input
+            return affinity.topk(min(self.topk, self.n_win * self.n_win), dim=-1).indices
 
     def forward(self, x):
         x, H0, W0 = pad_to_multiple(x, self.n_win)
         B, H, W, _ = x.shape
         p, h, w = self.n_win, H // self.n_win, W // self.n_win
         qkv = self.qkv(x)
-        lepe = on_tokens(self.lepe, qkv[..., 2 * self.qk_dim:])
+        lepe = self.lepe(qkv[..., 2 * self.qk_dim:].permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # conv on NCHW view
         # regions: (B, p*p, h*w, C), region (j, i) holding rows j*h.. and columns i*w..
         regions = qkv.view(B, p, h, p, w, -1).permute(0, 1, 3, 2, 4, 5).reshape(B, p * p, h * w, -1)
         q, kv = regions.split([self.qk_dim, self.qk_dim + self.dim], dim=-1)
@@ -106,7 +109,7 @@ class AttentionLePE(nn.Module):
         B, H, W, C = x.shape
         qkv = self.qkv(x).view(B, H * W, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
-        out = out.transpose(1, 2).reshape(B, H, W, C) + on_tokens(self.lepe, x)
+        out = out.transpose(1, 2).reshape(B, H, W, C) + self.lepe(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         return self.proj(out)
 
 
@@ -127,7 +130,7 @@ class BiFormerBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x):
-        x = x + on_tokens(self.pos_embed, x)
+        x = x + self.pos_embed(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # the conv on the NCHW view
         x = x + self.drop_path(self.attn(self.norm1(x)))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
@@ -236,26 +239,34 @@ default_cfgs = generate_default_cfgs({
 })
 
 
-def _create_biformer(variant: str, pretrained: bool = False, **kwargs):
-    return build_zoo_model(BiFormer, variant, pretrained, **kwargs)
+FAMILY = register_family(Family(
+    name='biformer',
+    display='BiFormer',
+    model_cls=BiFormer,
+    default_cfgs=default_cfgs,
+    checkpoint_filter=checkpoint_filter_fn,
+    docs_page='biformer.md',
+    dense_out_norm='ln',
+    static_hw='routing pads each map to a multiple of n_win regions with sizes computed in Python',
+))
 
 
-@register_zoo_model
+@FAMILY.register
 def biformer_t(pretrained=False, **kwargs) -> BiFormer:
     """BiFormer-T: 13.1M params, 2.2G FLOPs, 81.4 ImageNet top-1."""
     args = dict(embed_dim=(64, 128, 256, 512), depth=(2, 2, 8, 2))
-    return _create_biformer('biformer_t', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('biformer_t', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def biformer_s(pretrained=False, **kwargs) -> BiFormer:
     """BiFormer-S: 25.5M params, 4.5G FLOPs, 83.8 ImageNet top-1."""
     args = dict(embed_dim=(64, 128, 256, 512), depth=(4, 4, 18, 4))
-    return _create_biformer('biformer_s', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('biformer_s', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def biformer_b(pretrained=False, **kwargs) -> BiFormer:
     """BiFormer-B: 56.8M params, 9.8G FLOPs, 84.3 ImageNet top-1."""
     args = dict(embed_dim=(96, 192, 384, 768), depth=(4, 4, 18, 4))
-    return _create_biformer('biformer_b', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('biformer_b', pretrained, **dict(args, **kwargs))

@@ -19,12 +19,11 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, Mlp, calculate_drop_path_rates
 from timm.models import generate_default_cfgs
 
-from ..checkpoint import check_pretrained
 from ..layers import (FoldedCopy, FusedMlp, LayerNorm2d, NormConv, NormLinear, fold_affine_into_next, fold_scale_into_prev,
                       norm_affine)
-from ..registry import register_zoo_model
+from ..weights import check_pretrained
 from ._base import Stage, StagedBackbone, official_staged_key
-from ._builder import build_zoo_model
+from .registry import Family, register_family
 
 __all__ = ['ConvNeXt', 'ConvNeXtBlock']
 
@@ -163,68 +162,75 @@ default_cfgs = generate_default_cfgs({
 })
 
 
-def _create_convnext(variant: str, pretrained: bool = False, **kwargs) -> ConvNeXt:
-    return build_zoo_model(ConvNeXt, variant, pretrained, **kwargs)
+FAMILY = register_family(Family(
+    name='convnext',
+    display='ConvNeXt',
+    model_cls=ConvNeXt,
+    default_cfgs=default_cfgs,
+    checkpoint_filter=checkpoint_filter_fn,
+    docs_page='convnext.md',
+    dense_out_norm='ln',
+))
 
 
-@register_zoo_model
+@FAMILY.register
 def convnext_atto(pretrained=False, **kwargs) -> ConvNeXt:
     """ConvNeXt-Atto (timm / ConvNeXt-V2 widths, V1 block): 3.7M params."""
     args = dict(depths=(2, 2, 6, 2), dims=(40, 80, 160, 320))
-    return _create_convnext('convnext_atto', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('convnext_atto', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def convnext_femto(pretrained=False, **kwargs) -> ConvNeXt:
     """ConvNeXt-Femto (timm / ConvNeXt-V2 widths, V1 block): 5.2M params."""
     args = dict(depths=(2, 2, 6, 2), dims=(48, 96, 192, 384))
-    return _create_convnext('convnext_femto', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('convnext_femto', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def convnext_pico(pretrained=False, **kwargs) -> ConvNeXt:
     """ConvNeXt-Pico (timm / ConvNeXt-V2 widths, V1 block): 9.1M params."""
     args = dict(depths=(2, 2, 6, 2), dims=(64, 128, 256, 512))
-    return _create_convnext('convnext_pico', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('convnext_pico', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def convnext_nano(pretrained=False, **kwargs) -> ConvNeXt:
     """ConvNeXt-Nano (timm / ConvNeXt-V2 widths, V1 block): 15.6M params."""
     args = dict(depths=(2, 2, 8, 2), dims=(80, 160, 320, 640))
-    return _create_convnext('convnext_nano', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('convnext_nano', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def convnext_tiny(pretrained=False, **kwargs) -> ConvNeXt:
     """ConvNeXt-T: 28.6M params, 4.5G MACs, 82.1 ImageNet top-1."""
     args = dict(depths=(3, 3, 9, 3), dims=(96, 192, 384, 768))
-    return _create_convnext('convnext_tiny', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('convnext_tiny', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def convnext_small(pretrained=False, **kwargs) -> ConvNeXt:
     """ConvNeXt-S: 50.2M params, 8.7G MACs, 83.1 ImageNet top-1."""
     args = dict(depths=(3, 3, 27, 3), dims=(96, 192, 384, 768))
-    return _create_convnext('convnext_small', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('convnext_small', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def convnext_base(pretrained=False, **kwargs) -> ConvNeXt:
     """ConvNeXt-B: 88.6M params, 15.4G MACs, 83.8 ImageNet top-1."""
     args = dict(depths=(3, 3, 27, 3), dims=(128, 256, 512, 1024))
-    return _create_convnext('convnext_base', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('convnext_base', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def convnext_large(pretrained=False, **kwargs) -> ConvNeXt:
     """ConvNeXt-L: 197.8M params, 34.4G MACs, 84.3 ImageNet top-1."""
     args = dict(depths=(3, 3, 27, 3), dims=(192, 384, 768, 1536))
-    return _create_convnext('convnext_large', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('convnext_large', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def convnext_xlarge(pretrained=False, **kwargs) -> ConvNeXt:
     """ConvNeXt-XL (ImageNet-22k only): 350.2M params, 60.9G MACs, 87.0 top-1 after 22k -> 1k fine-tuning."""
     args = dict(depths=(3, 3, 27, 3), dims=(256, 512, 1024, 2048))
-    return _create_convnext('convnext_xlarge', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('convnext_xlarge', pretrained, **dict(args, **kwargs))

@@ -20,11 +20,10 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, calculate_drop_path_rates
 from timm.models import generate_default_cfgs
 
-from ..checkpoint import check_pretrained
 from ..layers import ConvBN, FoldedCopy, FusedMlp, fold_bn_into_prev, on_channels
-from ..registry import register_zoo_model
+from ..weights import check_pretrained
 from ._base import Stage, StagedBackbone
-from ._builder import build_zoo_model
+from .registry import Family, register_family
 
 __all__ = ['FasterNet', 'PartialConv', 'FasterNetBlock']
 
@@ -61,7 +60,7 @@ class FasterNetBlock(FoldedCopy, nn.Module):
         shortcut = x
         x = self.spatial_mixing(x)
         if self.fused:  # the MLP runs on the NHWC view
-            x = on_channels(self.mlp, x)
+            x = self.mlp(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         else:
             x = self.mlp(x)
         return shortcut + self.drop_path(x)
@@ -182,47 +181,54 @@ default_cfgs = generate_default_cfgs({
 })
 
 
-def _create_fasternet(variant: str, pretrained: bool = False, **kwargs) -> FasterNet:
-    return build_zoo_model(FasterNet, variant, pretrained, **kwargs)
+FAMILY = register_family(Family(
+    name='fasternet',
+    display='FasterNet',
+    model_cls=FasterNet,
+    default_cfgs=default_cfgs,
+    checkpoint_filter=checkpoint_filter_fn,
+    docs_page='fasternet.md',
+    dense_out_norm='bn',
+))
 
 
-@register_zoo_model
+@FAMILY.register
 def fasternet_t0(pretrained=False, **kwargs) -> FasterNet:
     """FasterNet-T0: 3.9M params, 0.34G FLOPs (MACs), 71.9 ImageNet top-1."""
     args = dict(embed_dim=40, depths=(1, 2, 8, 2), act='gelu')
-    return _create_fasternet('fasternet_t0', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('fasternet_t0', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def fasternet_t1(pretrained=False, **kwargs) -> FasterNet:
     """FasterNet-T1: 7.6M params, 0.85G FLOPs (MACs), 76.2 ImageNet top-1."""
     args = dict(embed_dim=64, depths=(1, 2, 8, 2), act='gelu')
-    return _create_fasternet('fasternet_t1', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('fasternet_t1', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def fasternet_t2(pretrained=False, **kwargs) -> FasterNet:
     """FasterNet-T2: 15.0M params, 1.90G FLOPs (MACs), 78.9 ImageNet top-1."""
     args = dict(embed_dim=96, depths=(1, 2, 8, 2), act='relu')
-    return _create_fasternet('fasternet_t2', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('fasternet_t2', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def fasternet_s(pretrained=False, **kwargs) -> FasterNet:
     """FasterNet-S: 31.1M params, 4.55G FLOPs (MACs), 81.3 ImageNet top-1."""
     args = dict(embed_dim=128, depths=(1, 2, 13, 2), act='relu')
-    return _create_fasternet('fasternet_s', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('fasternet_s', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def fasternet_m(pretrained=False, **kwargs) -> FasterNet:
     """FasterNet-M: 53.5M params, 8.72G FLOPs (MACs), 83.0 ImageNet top-1."""
     args = dict(embed_dim=144, depths=(3, 4, 18, 3), act='relu')
-    return _create_fasternet('fasternet_m', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('fasternet_m', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def fasternet_l(pretrained=False, **kwargs) -> FasterNet:
     """FasterNet-L: 93.4M params, 15.49G FLOPs (MACs), 83.5 ImageNet top-1."""
     args = dict(embed_dim=192, depths=(3, 4, 18, 3), act='relu')
-    return _create_fasternet('fasternet_l', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('fasternet_l', pretrained, **dict(args, **kwargs))

@@ -21,17 +21,15 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ConvMlp, DropPath, calculate_drop_path_rates
 from timm.models import generate_default_cfgs
 
-from ..checkpoint import check_pretrained
 from ..layers import (ConvBN, FoldedCopy, FusedMlp, NormConv, fold_affine_into_next, fold_scale_into_prev, norm_affine,
                       on_channels)
-from ..registry import register_zoo_model
+from ..weights import check_pretrained
 from ._base import Stage, StagedBackbone
-from ._builder import build_zoo_model
+from .registry import Family, register_family
 
 __all__ = ['InceptionNeXt', 'InceptionDWConv2d', 'MetaNeXtBlock']
 
 # timm names the same architectures inception_next_* (its checkpoints load into the zoo's models)
-TIMM_EQUIVALENTS = {f'inceptionnext_{v}': f'inception_next_{v}' for v in ('atto', 'tiny', 'small', 'base')}
 
 
 class InceptionDWConv2d(nn.Module):
@@ -63,7 +61,7 @@ class MetaNeXtBlock(FoldedCopy, nn.Module):
         shortcut = x
         x = self.token_mixer(x)
         if self.fused:  # norm and layer scale are inside the MLP, which runs on the NHWC view
-            x = on_channels(self.mlp, x)
+            x = self.mlp(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         else:
             x = self.mlp(self.norm(x))
             if self.gamma is not None:
@@ -172,33 +170,40 @@ default_cfgs = generate_default_cfgs({
 })
 
 
-def _create_inceptionnext(variant: str, pretrained: bool = False, **kwargs) -> InceptionNeXt:
-    return build_zoo_model(InceptionNeXt, variant, pretrained, **kwargs)
+FAMILY = register_family(Family(
+    name='inceptionnext',
+    display='InceptionNeXt',
+    model_cls=InceptionNeXt,
+    default_cfgs=default_cfgs,
+    checkpoint_filter=checkpoint_filter_fn,
+    docs_page='inceptionnext.md',
+    timm_equivalents={f'inceptionnext_{v}': f'inception_next_{v}' for v in ('atto', 'tiny', 'small', 'base')},
+))
 
 
-@register_zoo_model
+@FAMILY.register
 def inceptionnext_atto(pretrained=False, **kwargs) -> InceptionNeXt:
     """InceptionNeXt-A: 4.2M params, 0.51G MACs, 75.3 ImageNet top-1."""
     args = dict(depths=(2, 2, 6, 2), dims=(40, 80, 160, 320), band_kernel_size=9, branch_ratio=0.25)
-    return _create_inceptionnext('inceptionnext_atto', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('inceptionnext_atto', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def inceptionnext_tiny(pretrained=False, **kwargs) -> InceptionNeXt:
     """InceptionNeXt-T: 28M params, 4.2G MACs, 82.3 ImageNet top-1."""
     args = dict(depths=(3, 3, 9, 3), dims=(96, 192, 384, 768))
-    return _create_inceptionnext('inceptionnext_tiny', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('inceptionnext_tiny', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def inceptionnext_small(pretrained=False, **kwargs) -> InceptionNeXt:
     """InceptionNeXt-S: 49M params, 8.4G MACs, 83.5 ImageNet top-1."""
     args = dict(depths=(3, 3, 27, 3), dims=(96, 192, 384, 768))
-    return _create_inceptionnext('inceptionnext_small', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('inceptionnext_small', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def inceptionnext_base(pretrained=False, **kwargs) -> InceptionNeXt:
     """InceptionNeXt-B: 87M params, 14.9G MACs, 84.0 ImageNet top-1 (85.2 at 384 px)."""
     args = dict(depths=(3, 3, 27, 3), dims=(128, 256, 512, 1024))
-    return _create_inceptionnext('inceptionnext_base', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('inceptionnext_base', pretrained, **dict(args, **kwargs))

@@ -35,13 +35,15 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, calculate_drop_path_rates, trunc_normal_
 from timm.models import generate_default_cfgs
 
-from ..checkpoint import check_pretrained
 from ..layers import DeformConv2dPack, FoldedCopy, LayerNorm2d, NormLinear, fold_bn, on_tokens, pad_to_multiple
-from ..registry import register_zoo_model
+from ..weights import check_pretrained
 from ._base import StagedBackbone, TokenStage
-from ._builder import build_zoo_model
+from .registry import Family, register_family
 
 __all__ = ['LITv2', 'HiLo', 'DeformableTokenMerging']
+
+# padding depends on the map size: a traced graph (torch.fx) calls the function
+torch.fx.wrap('pad_to_multiple')
 
 
 class HiLo(nn.Module):
@@ -85,16 +87,17 @@ class HiLo(nn.Module):
         B, H, W, C = x.shape
         hd = self.head_dim
         q = self.l_q(x).view(B, H * W, self.l_heads, hd).transpose(1, 2)
-        pooled = on_tokens(self.sr, x)
+        pooled = self.sr(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # the pool on the NCHW view
         kv = self.l_kv(pooled).reshape(B, -1, 2, self.l_heads, hd).permute(2, 0, 3, 1, 4)
         x = F.scaled_dot_product_attention(q, kv[0], kv[1])
         return self.l_proj(x.transpose(1, 2).reshape(B, H, W, self.l_dim))
 
     def forward(self, x):
         x, H, W = pad_to_multiple(x, self.ws)
-        if not self.h_heads:
+        # the layers of a kind of head exist only if it has heads; TorchScript evaluates hasattr when scripting
+        if not hasattr(self, 'h_qkv'):  # no Hi-Fi heads
             out = self.lofi(x)
-        elif not self.l_heads:
+        elif not hasattr(self, 'l_q'):  # no Lo-Fi heads
             out = self.hifi(x)
         else:
             out = torch.cat([self.hifi(x), self.lofi(x)], dim=-1)
@@ -114,12 +117,13 @@ class DWMlp(nn.Module):
 
     def forward(self, x):
         x = self.fc1(x)
-        x = on_tokens(self.dwconv, x)
+        x = self.dwconv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # the conv on the NCHW view
         return self.drop(self.fc2(self.drop(self.act(x))))
 
 
 class LITBlock(nn.Module):
     """Pre-norm residual block: HiLo attention (where the stage has it), then the depthwise-conv MLP."""
+    __constants__ = ['has_attn']  # TorchScript compiles the attention branch only where there is one
 
     def __init__(self, dim: int, num_heads: int, attention: bool, window_size: int, alpha: float,
                  mlp_ratio: float = 4.0, drop: float = 0.0, drop_path: float = 0.0):
@@ -269,26 +273,34 @@ default_cfgs = generate_default_cfgs({
 })
 
 
-def _create_litv2(variant: str, pretrained: bool = False, **kwargs):
-    return build_zoo_model(LITv2, variant, pretrained, **kwargs)
+FAMILY = register_family(Family(
+    name='litv2',
+    display='LITv2',
+    model_cls=LITv2,
+    default_cfgs=default_cfgs,
+    checkpoint_filter=checkpoint_filter_fn,
+    docs_page='litv2.md',
+    dense_out_norm='ln',
+    static_hw='HiLo pads each stage-3 map to a multiple of its window with sizes computed in Python',
+))
 
 
-@register_zoo_model
+@FAMILY.register
 def litv2_s(pretrained=False, **kwargs) -> LITv2:
     """LITv2-S: 28M params, 3.7G FLOPs, 82.0 ImageNet top-1."""
     args = dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24))
-    return _create_litv2('litv2_s', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('litv2_s', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def litv2_m(pretrained=False, **kwargs) -> LITv2:
     """LITv2-M: 49M params, 7.5G FLOPs, 83.3 ImageNet top-1."""
     args = dict(embed_dim=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24))
-    return _create_litv2('litv2_m', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('litv2_m', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def litv2_b(pretrained=False, **kwargs) -> LITv2:
     """LITv2-B: 87M params, 13.2G FLOPs, 83.6 ImageNet top-1 (84.7 fine-tuned at 384)."""
     args = dict(embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32))
-    return _create_litv2('litv2_b', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('litv2_b', pretrained, **dict(args, **kwargs))

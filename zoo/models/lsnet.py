@@ -23,11 +23,10 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, SEModule, calculate_drop_path_rates
 from timm.models import generate_default_cfgs
 
-from ..checkpoint import check_pretrained
 from ..layers import ConvBN, ConvBNFFN, RepVGGDW
-from ..registry import register_zoo_model
+from ..weights import check_pretrained
 from ._base import BNLinearHead, Stage, StagedBackbone, levit_unit_key
-from ._builder import build_zoo_model
+from .registry import Family, register_family
 
 __all__ = ['LSNet', 'LSConv', 'small_kernel_aggregation']
 
@@ -41,18 +40,43 @@ def small_kernel_aggregation(x: torch.Tensor, weight: torch.Tensor) -> torch.Ten
     """
     B, C, H, W = x.shape
     G, kk = weight.shape[1], weight.shape[2]
-    k = math.isqrt(kk)
-    if k * k != kk or C % G:
+    if torch.jit.is_scripting():  # no math.isqrt there; the same root for a square, else k * k != kk too
+        k = int(math.sqrt(kk) + 0.5)
+    else:
+        k = math.isqrt(kk)
+    if k * k != kk or C % G != 0:
         raise ValueError(f'SKA needs a square kernel and channels divisible by the weight groups, got '
                          f'{kk} taps and {C} channels for {G} groups')
     p = (k - 1) // 2
-    xp = F.pad(x, (p, p, p, p)).view(B, C // G, G, H + 2 * p, W + 2 * p)
+    xp = F.pad(x, [p, p, p, p]).view(B, C // G, G, H + 2 * p, W + 2 * p)
     weight = weight.unsqueeze(1)
     out = xp[..., 0:H, 0:W] * weight[:, :, :, 0]
     for t in range(1, kk):
         u, v = divmod(t, k)
         out = torch.addcmul(out, xp[..., u:u + H, v:v + W], weight[:, :, :, t])
     return out.reshape(B, C, H, W)
+
+
+# the loop runs over the taps of the kernel the input brings: a traced graph (torch.fx) calls the function
+torch.fx.wrap('small_kernel_aggregation')
+
+
+def relative_position_bias(table: torch.Tensor, resolution: int, H: int, W: int) -> torch.Tensor:
+    """The (heads, H*W, H*W) attention bias of an H x W grid from a (heads, resolution**2) table indexed by
+    the offset (|dy|, |dx|) between positions; a grid larger than the table resizes it bicubically."""
+    r = resolution
+    grid = table.view(table.shape[0], r, r)
+    if H > r or W > r:
+        grid = F.interpolate(grid[None], size=[max(H, r), max(W, r)], mode='bicubic', align_corners=False)[0]
+    ys = torch.arange(H, device=table.device)
+    xs = torch.arange(W, device=table.device)
+    dy = (ys[:, None] - ys[None, :]).abs()[:, None, :, None].expand(H, W, H, W).reshape(H * W, H * W)
+    dx = (xs[:, None] - xs[None, :]).abs()[None, :, None, :].expand(H, W, H, W).reshape(H * W, H * W)
+    return grid[:, dy, dx]
+
+
+# whether the table is resized depends on the grid size: a traced graph calls the function
+torch.fx.wrap('relative_position_bias')
 
 
 class SKA(nn.Module):
@@ -86,7 +110,7 @@ class LKP(nn.Module):
         x = self.act(self.cv3(self.cv2(self.act(self.cv1(x)))))
         w = self.norm(self.cv4(x))
         B, _, H, W = w.shape
-        return w.view(B, self.weight_groups, self.sks ** 2, H, W)
+        return w.view(B, self.weight_groups, self.sks * self.sks, H, W)  # int ** int is a float in TorchScript
 
 
 class LSConv(nn.Module):
@@ -112,6 +136,7 @@ class Attention(nn.Module):
     The bias table is learned for a ``resolution`` x ``resolution`` grid (4 x 4 at 224 px). A grid that
     fits in it is indexed exactly; a larger grid resizes the table bicubically (as timm does for LeViT-style
     biases), so any input size runs."""
+    __jit_ignored_attributes__ = ['_bias_cache']  # eager only: a scripted model computes the bias on every call
 
     def __init__(self, dim, key_dim, num_heads, attn_ratio, resolution):
         super().__init__()
@@ -126,7 +151,7 @@ class Attention(nn.Module):
         self.dw = ConvBN(qk_dim, qk_dim, 3, 1, 1, groups=qk_dim)
         self.proj = nn.Sequential(nn.ReLU(), ConvBN(v_dim, dim, bn_weight_init=0.0))
         self.attention_biases = nn.Parameter(torch.zeros(num_heads, resolution * resolution))
-        self._bias_cache: Dict[tuple, torch.Tensor] = {}
+        self._bias_cache = {}  # {(H, W, device, dtype, table version): bias}, eager only
 
     def train(self, mode: bool = True):
         self._bias_cache = {}
@@ -134,21 +159,18 @@ class Attention(nn.Module):
 
     def attention_bias(self, H: int, W: int) -> torch.Tensor:
         """The (heads, H*W, H*W) bias for an H x W grid; cached in eval mode until the table changes (not
-        under torch.compile, where it is part of the graph)."""
+        under torch.compile, where it is part of the graph, nor in a scripted or traced graph, which computes it
+        on every call)."""
         table = self.attention_biases
+        if torch.jit.is_scripting():
+            return relative_position_bias(table, self.resolution, H, W)
+        if torch.fx._symbolic_trace.is_fx_symbolic_tracing():  # H and W are known when the graph runs
+            return relative_position_bias(table, self.resolution, H, W)
         cache = not self.training and not torch.compiler.is_compiling()
         key = (H, W, table.device, table.dtype, table._version) if cache else None
         if cache and key in self._bias_cache:
             return self._bias_cache[key]
-        r = self.resolution
-        grid = table.view(self.num_heads, r, r)
-        if H > r or W > r:
-            grid = F.interpolate(grid[None], size=(max(H, r), max(W, r)), mode='bicubic', align_corners=False)[0]
-        ys = torch.arange(H, device=table.device)
-        xs = torch.arange(W, device=table.device)
-        dy = (ys[:, None] - ys[None, :]).abs()[:, None, :, None].expand(H, W, H, W).reshape(H * W, H * W)
-        dx = (xs[:, None] - xs[None, :]).abs()[None, :, None, :].expand(H, W, H, W).reshape(H * W, H * W)
-        bias = grid[:, dy, dx]
+        bias = relative_position_bias(table, self.resolution, H, W)
         if cache:
             self._bias_cache = {key: bias.detach()}
         return bias
@@ -255,7 +277,6 @@ class LSNet(BNLinearHead, StagedBackbone):
         return {k for k, _ in self.named_parameters() if 'attention_biases' in k}
 
 
-
 def _merge_distillation_head(state_dict: Dict[str, torch.Tensor], eps: float = 1e-5) -> Dict[str, torch.Tensor]:
     """Distilled LSNets predict ``(head(x) + head_dist(x)) / 2`` at eval; both heads are BN + Linear, so that
     mean is one Linear. It goes in ``head.l`` behind a BatchNorm set to the identity (var = 1 - eps)."""
@@ -327,26 +348,32 @@ default_cfgs = generate_default_cfgs({
 })
 
 
-def _create_lsnet(variant: str, pretrained: bool = False, **kwargs):
-    return build_zoo_model(LSNet, variant, pretrained, **kwargs)
+FAMILY = register_family(Family(
+    name='lsnet',
+    display='LSNet',
+    model_cls=LSNet,
+    default_cfgs=default_cfgs,
+    checkpoint_filter=checkpoint_filter_fn,
+    docs_page='lsnet.md',
+))
 
 
-@register_zoo_model
+@FAMILY.register
 def lsnet_t(pretrained=False, **kwargs) -> LSNet:
     """LSNet-T: 11.4M params, 0.3G MACs, 74.9 / 76.1 (distilled) ImageNet top-1."""
     args = dict(embed_dim=(64, 128, 256, 384), depth=(0, 2, 8, 10), num_heads=(3, 3, 3, 4))
-    return _create_lsnet('lsnet_t', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('lsnet_t', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def lsnet_s(pretrained=False, **kwargs) -> LSNet:
     """LSNet-S: 16.1M params, 0.5G MACs, 77.8 / 79.0 (distilled) ImageNet top-1."""
     args = dict(embed_dim=(96, 192, 320, 448), depth=(1, 2, 8, 10), num_heads=(3, 3, 3, 4))
-    return _create_lsnet('lsnet_s', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('lsnet_s', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def lsnet_b(pretrained=False, **kwargs) -> LSNet:
     """LSNet-B: 23.2M params, 1.3G MACs, 80.3 / 81.6 (distilled) ImageNet top-1."""
     args = dict(embed_dim=(128, 256, 384, 512), depth=(4, 6, 8, 10), num_heads=(3, 3, 3, 4))
-    return _create_lsnet('lsnet_b', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('lsnet_b', pretrained, **dict(args, **kwargs))

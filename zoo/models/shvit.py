@@ -34,17 +34,13 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, SqueezeExcite, calculate_drop_path_rates
 from timm.models import generate_default_cfgs
 
-from ..checkpoint import check_pretrained
 from ..layers import (ConvBN, ConvBNFFN, FoldedCopy, FusedLinear, FusedMlp, ResidualConvBN, fold_affine_into_next,
                       norm_affine, on_channels)
-from ..registry import register_zoo_model
+from ..weights import check_pretrained
 from ._base import BNLinearHead, Stage, StagedBackbone, levit_unit_key
-from ._builder import build_zoo_model
+from .registry import Family, register_family
 
 __all__ = ['SHViT', 'SingleHeadAttention']
-
-# the zoo model and timm's model of the same architecture, for tools/benchmark.py --timm-peers
-TIMM_EQUIVALENTS = {f'shvit_s{i}': f'shvit_s{i}' for i in range(1, 5)}
 
 
 class SingleHeadAttention(FoldedCopy, nn.Module):
@@ -65,7 +61,8 @@ class SingleHeadAttention(FoldedCopy, nn.Module):
         x1, x2 = x.split([self.pdim, self.dim - self.pdim], dim=1)
         qkv = self.qkv(self.pre_norm(x1)).flatten(2)
         # (B, d, N) -> (B, 1 head, N, d)
-        q, k, v = (t.transpose(1, 2).unsqueeze(1) for t in qkv.split([self.qk_dim, self.qk_dim, self.pdim], dim=1))
+        q, k, v = qkv.split([self.qk_dim, self.qk_dim, self.pdim], dim=1)
+        q, k, v = q.transpose(1, 2).unsqueeze(1), k.transpose(1, 2).unsqueeze(1), v.transpose(1, 2).unsqueeze(1)
         x1 = F.scaled_dot_product_attention(q, k, v, scale=self.qk_dim ** -0.5)
         # back to (B, pdim, H, W) as a contiguous copy: torch.cat is much slower on a transposed view
         x1 = x1.squeeze(1).transpose(1, 2).reshape(B, self.pdim, H, W)
@@ -82,7 +79,7 @@ class SingleHeadAttention(FoldedCopy, nn.Module):
         x1 = F.group_norm(x1, 1, eps=self.pre_norm.eps)
         q, k, v = self.qkv(x1).unsqueeze(1).chunk(3, dim=-1)
         x1 = F.scaled_dot_product_attention(q, k, v, scale=self.qk_dim ** -0.5).squeeze(1)
-        if x1.shape[-1] != self.pdim:  # with qk_dim > pdim the value was padded too
+        if self.qk_dim > self.pdim:  # then the value was padded too (to qk_dim)
             x1 = x1[..., :self.pdim]
         x = torch.relu_(torch.cat([x1, tokens[..., self.pdim:]], dim=-1))
         return self.proj(x).view(B, H, W, self.dim).permute(0, 3, 1, 2)
@@ -110,7 +107,12 @@ class FFN(FoldedCopy, ConvBNFFN):
     channels of the channels-last map."""
 
     def forward(self, x):
-        return on_channels(self.mlp, x) if self.fused else super().forward(x)
+        return self._branch(x)
+
+    def _branch(self, x):
+        if self.fused:  # the MLP on the NHWC view
+            return self.mlp(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.pw2(self.act(self.pw1(x)))  # ConvBNFFN's forward (TorchScript has no super())
 
     def _fold(self):
         self.mlp = FusedMlp(self.pw1.fuse(), self.pw2.fuse(), 'relu')
@@ -119,7 +121,7 @@ class FFN(FoldedCopy, ConvBNFFN):
 
 class ResidualFFN(FFN):
     def forward(self, x):
-        return x + super().forward(x)
+        return x + self._branch(x)
 
 
 class PatchMerging(FoldedCopy, nn.Module):
@@ -137,10 +139,10 @@ class PatchMerging(FoldedCopy, nn.Module):
         self.conv3 = ConvBN(hidden, out_dim)
 
     def forward(self, x):
-        if self.fused:
-            x = torch.relu_(self.conv2(on_channels(self.conv1, x)))
+        if self.fused:  # the 1x1 convs are Linears on the NHWC view
+            x = torch.relu_(self.conv2(self.conv1(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)))
             x = x * torch.sigmoid(self.se(x.mean((2, 3))))[:, :, None, None]
-            return on_channels(self.conv3, x)
+            return self.conv3(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         return self.conv3(self.se(self.act2(self.conv2(self.act1(self.conv1(x))))))
 
     def _fold(self):
@@ -279,33 +281,41 @@ default_cfgs = generate_default_cfgs({
 })
 
 
-def _create_shvit(variant: str, pretrained: bool = False, **kwargs):
-    return build_zoo_model(SHViT, variant, pretrained, num_stages=3, **kwargs)
+FAMILY = register_family(Family(
+    name='shvit',
+    display='SHViT',
+    model_cls=SHViT,
+    default_cfgs=default_cfgs,
+    checkpoint_filter=checkpoint_filter_fn,
+    docs_page='shvit.md',
+    num_stages=3,
+    timm_equivalents={f'shvit_s{i}': f'shvit_s{i}' for i in range(1, 5)},
+))
 
 
-@register_zoo_model
+@FAMILY.register
 def shvit_s1(pretrained=False, **kwargs) -> SHViT:
     """SHViT-S1: 6.3M params, 241M FLOPs, 72.8 ImageNet top-1 at 224."""
     args = dict(embed_dim=(128, 224, 320), depth=(2, 4, 5), partial_dim=(32, 48, 68), types=('i', 's', 's'))
-    return _create_shvit('shvit_s1', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('shvit_s1', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def shvit_s2(pretrained=False, **kwargs) -> SHViT:
     """SHViT-S2: 11.4M params, 366M FLOPs, 75.2 ImageNet top-1 at 224."""
     args = dict(embed_dim=(128, 308, 448), depth=(2, 4, 5), partial_dim=(32, 66, 96), types=('i', 's', 's'))
-    return _create_shvit('shvit_s2', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('shvit_s2', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def shvit_s3(pretrained=False, **kwargs) -> SHViT:
     """SHViT-S3: 14.2M params, 601M FLOPs, 77.4 ImageNet top-1 at 224."""
     args = dict(embed_dim=(192, 352, 448), depth=(3, 5, 5), partial_dim=(48, 75, 96), types=('i', 's', 's'))
-    return _create_shvit('shvit_s3', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('shvit_s3', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def shvit_s4(pretrained=False, **kwargs) -> SHViT:
     """SHViT-S4: 16.5M params, 986M FLOPs, 79.4 ImageNet top-1 at 256."""
     args = dict(embed_dim=(224, 336, 448), depth=(4, 7, 6), partial_dim=(48, 72, 96), types=('i', 's', 's'))
-    return _create_shvit('shvit_s4', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('shvit_s4', pretrained, **dict(args, **kwargs))

@@ -25,12 +25,11 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, SEModule, calculate_drop_path_rates
 from timm.models import generate_default_cfgs
 
-from ..checkpoint import CheckpointMismatchError, check_pretrained
 from ..layers import (DilatedReparamBlock, FoldedCopy, FusedLinear, GlobalResponseNorm, LayerNorm2d, NormLinear,
                       fold_affine_into_next, fold_bn_into_prev, fold_scale_into_prev, on_channels)
-from ..registry import register_zoo_model
+from ..weights import CheckpointMismatchError, check_pretrained
 from ._base import Stage, StagedBackbone, official_staged_key
-from ._builder import build_zoo_model
+from .registry import Family, register_family
 
 __all__ = ['UniRepLKNet', 'UniRepLKNetBlock', 'default_kernel_sizes']
 
@@ -52,9 +51,12 @@ class SqueezeExcite(SEModule):
     on CPU at batch 16 this and the in-place GRN make the deploy form 1.1-1.2x faster (docs/unireplknet.md)."""
 
     def forward(self, x):
-        if torch.is_grad_enabled() and x.requires_grad:
-            return super().forward(x)
         gate = self.gate(self.fc2(self.act(self.bn(self.fc1(x.mean((2, 3), keepdim=True))))))
+        if torch.jit.is_scripting():
+            return x * gate
+        # a traced graph (torch.fx) may run under autograd: out of place there, as SEModule
+        if torch.fx._symbolic_trace.is_fx_symbolic_tracing() or (torch.is_grad_enabled() and x.requires_grad):
+            return x * gate
         return x.mul_(gate)
 
 
@@ -100,7 +102,7 @@ class UniRepLKNetBlock(FoldedCopy, nn.Module):
     def forward(self, x):
         shortcut = x = x.contiguous()  # NCHW storage, where the large depthwise conv is fastest
         x = self.se(self.norm(self.conv_dw(x)))
-        x = self.mlp_norm(on_channels(self.mlp, x))
+        x = self.mlp_norm(self.mlp(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))  # the MLP on the NHWC view
         if self.gamma is not None:
             x = x * self.gamma.view(1, -1, 1, 1)
         return shortcut + self.drop_path(x)
@@ -246,68 +248,75 @@ default_cfgs = generate_default_cfgs({
 })
 
 
-def _create_unireplknet(variant: str, pretrained: bool = False, **kwargs) -> UniRepLKNet:
-    return build_zoo_model(UniRepLKNet, variant, pretrained, **kwargs)
+FAMILY = register_family(Family(
+    name='unireplknet',
+    display='UniRepLKNet',
+    model_cls=UniRepLKNet,
+    default_cfgs=default_cfgs,
+    checkpoint_filter=checkpoint_filter_fn,
+    docs_page='unireplknet.md',
+    dense_out_norm='ln',
+))
 
 
-@register_zoo_model
+@FAMILY.register
 def unireplknet_a(pretrained=False, **kwargs) -> UniRepLKNet:
     """UniRepLKNet-A: 4.4M params (deploy form), 0.6G MACs, 77.0 ImageNet top-1."""
     args = dict(depths=(2, 2, 6, 2), dims=(40, 80, 160, 320))
-    return _create_unireplknet('unireplknet_a', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('unireplknet_a', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def unireplknet_f(pretrained=False, **kwargs) -> UniRepLKNet:
     """UniRepLKNet-F: 6.2M params (deploy form), 0.9G MACs, 78.6 ImageNet top-1."""
     args = dict(depths=(2, 2, 6, 2), dims=(48, 96, 192, 384))
-    return _create_unireplknet('unireplknet_f', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('unireplknet_f', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def unireplknet_p(pretrained=False, **kwargs) -> UniRepLKNet:
     """UniRepLKNet-P: 10.7M params (deploy form), 1.6G MACs, 80.2 ImageNet top-1."""
     args = dict(depths=(2, 2, 6, 2), dims=(64, 128, 256, 512))
-    return _create_unireplknet('unireplknet_p', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('unireplknet_p', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def unireplknet_n(pretrained=False, **kwargs) -> UniRepLKNet:
     """UniRepLKNet-N: 18.3M params (deploy form), 2.8G MACs, 81.6 ImageNet top-1."""
     args = dict(depths=(2, 2, 8, 2), dims=(80, 160, 320, 640))
-    return _create_unireplknet('unireplknet_n', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('unireplknet_n', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def unireplknet_t(pretrained=False, **kwargs) -> UniRepLKNet:
     """UniRepLKNet-T: 31.0M params (deploy form), 4.9G MACs, 83.2 ImageNet top-1."""
     args = dict(depths=(3, 3, 18, 3), dims=(80, 160, 320, 640))
-    return _create_unireplknet('unireplknet_t', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('unireplknet_t', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def unireplknet_s(pretrained=False, **kwargs) -> UniRepLKNet:
     """UniRepLKNet-S: 55.6M params (deploy form), 9.1G MACs, 83.9 ImageNet top-1 (86.4 22k -> 1k at 384)."""
     args = dict(depths=(3, 3, 27, 3), dims=(96, 192, 384, 768))
-    return _create_unireplknet('unireplknet_s', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('unireplknet_s', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def unireplknet_b(pretrained=False, **kwargs) -> UniRepLKNet:
     """UniRepLKNet-B: 98.0M params (deploy form), 47.2G MACs at 384, 87.4 top-1 (22k -> 1k at 384)."""
     args = dict(depths=(3, 3, 27, 3), dims=(128, 256, 512, 1024))
-    return _create_unireplknet('unireplknet_b', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('unireplknet_b', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def unireplknet_l(pretrained=False, **kwargs) -> UniRepLKNet:
     """UniRepLKNet-L: 218.5M params (deploy form), 105.4G MACs at 384, 87.9 top-1 (22k -> 1k at 384)."""
     args = dict(depths=(3, 3, 27, 3), dims=(192, 384, 768, 1536))
-    return _create_unireplknet('unireplknet_l', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('unireplknet_l', pretrained, **dict(args, **kwargs))
 
 
-@register_zoo_model
+@FAMILY.register
 def unireplknet_xl(pretrained=False, **kwargs) -> UniRepLKNet:
     """UniRepLKNet-XL: 386.5M params (deploy form), 187G MACs at 384, 88.0 top-1 (22k -> 1k at 384)."""
     args = dict(depths=(3, 3, 27, 3), dims=(256, 512, 1024, 2048))
-    return _create_unireplknet('unireplknet_xl', pretrained, **dict(args, **kwargs))
+    return FAMILY.build('unireplknet_xl', pretrained, **dict(args, **kwargs))

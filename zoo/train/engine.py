@@ -19,6 +19,7 @@ import math
 import os
 import random
 import time
+from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
@@ -31,8 +32,8 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3, accuracy, dispatch_clip_grad, update_summary
 
-from ..checkpoint import check_state_dict, checkpoint_filter_for, read_checkpoint
-from ..registry import create_model
+from ..models import create_model, family_of
+from ..weights import check_state_dict, read_checkpoint
 from .data import build_loader
 
 __all__ = ['train', 'evaluate', 'eval_transform', 'amp_dtype_for', 'load_initial_checkpoint', 'setup_distributed',
@@ -185,7 +186,7 @@ def load_initial_checkpoint(model: nn.Module, path: str) -> None:
     """Start from a zoo or official checkpoint. A classifier of another class count (ImageNet-22k weights,
     fine-tuning to a new dataset) is left at its initialization, as timm does for ``pretrained`` with another
     ``num_classes``; every other tensor must fit, or nothing is loaded."""
-    state_dict = checkpoint_filter_for(model)(read_checkpoint(path), model)
+    state_dict = family_of(model).checkpoint_filter(read_checkpoint(path), model)
     head = model.pretrained_cfg.get('classifier') or 'head'
     heads = (head,) if isinstance(head, str) else tuple(head)
     expected = model.state_dict()
@@ -227,11 +228,87 @@ def _num_classes(args, dataset) -> int:
     return len(class_to_idx)
 
 
+@dataclass
+class _Run:
+    """What one training run holds: set up by :func:`_setup`, advanced by the epoch loop in :func:`train`."""
+    args: argparse.Namespace
+    device: torch.device
+    world_size: int
+    rank: int
+    output: str
+    amp_dtype: Optional[torch.dtype]
+    model: nn.Module
+    num_classes: int
+    data_config: Dict[str, Any]
+    train_set: Any
+    val_set: Any
+    train_loader: Any
+    val_loader: Any
+    lr: float
+    optimizer: Any
+    scheduler: Any
+    num_epochs: int
+    scaler: Optional[Any]
+    ema: Optional[Any]
+    mixup_fn: Optional[Any]
+    criterion: nn.Module
+    start_epoch: int = 0
+    num_updates: int = 0
+    best: Dict[str, Any] = field(default_factory=lambda: {'metric': None, 'epoch': None})
+
+    @property
+    def main_process(self) -> bool:
+        return self.rank == 0
+
+
 def train(args: argparse.Namespace) -> Dict[str, Any]:
     """Run the training that ``args`` describe (see :func:`zoo.train.config.train_parser`); returns the last
     and best evaluation results and the output directory."""
+    run = _setup(args)
+    resume = args.resume
+    if resume == 'auto':
+        last = os.path.join(run.output, 'last.pth')
+        resume = last if os.path.isfile(last) else ''
+    if resume:
+        _resume(run, resume)
+    train_model: nn.Module = run.model
+    if run.world_size > 1:
+        train_model = nn.parallel.DistributedDataParallel(
+            run.model, device_ids=[run.device.index] if run.device.type == 'cuda' else None)
+    writer = None
+    if args.log_tensorboard and run.main_process:
+        from torch.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(os.path.join(run.output, 'tensorboard'))
+    if run.main_process:
+        _logger.info(f'{args.model}: {sum(p.numel() for p in run.model.parameters()) / 1e6:.2f}M params, '
+                     f'{run.num_classes} classes, {len(run.train_set)} train / {len(run.val_set)} val images, '
+                     f'{run.world_size} process(es) on {run.device}, lr {run.lr:.3g}, {run.num_epochs} epochs')
+
+    eval_metrics: Dict[str, float] = {}
+    for epoch in range(run.start_epoch, run.num_epochs):
+        _seed_epoch(args.seed, epoch, run.rank)
+        run.train_loader.sampler.set_epoch(epoch)
+        if run.mixup_fn is not None and args.mixup_off_epoch and epoch >= args.mixup_off_epoch:
+            run.mixup_fn.mixup_enabled = False
+        train_metrics, run.num_updates = _train_one_epoch(
+            epoch, train_model, run.train_loader, run.optimizer, run.criterion, run.scheduler, run.num_updates,
+            run.device, args, run.amp_dtype, run.scaler, run.ema, run.mixup_fn, run.main_process)
+        eval_metrics = _evaluate_epoch(run)
+        run.scheduler.step(epoch + 1, eval_metrics[args.eval_metric])
+        _record_epoch(run, epoch, train_metrics, eval_metrics, writer)
+        if run.world_size > 1:
+            dist.barrier()
+    if writer is not None:
+        writer.close()
+    result = {'output': run.output, 'eval': eval_metrics, 'best': run.best, 'world_size': run.world_size}
+    if run.world_size > 1:
+        dist.destroy_process_group()
+    return result
+
+
+def _setup(args: argparse.Namespace) -> _Run:
+    """Processes, output folder and log, data, model, optimizer, schedule, loss: everything before epoch 0."""
     device, world_size, rank, _ = setup_distributed(args.device)
-    main_process = rank == 0
     if args.deterministic:
         torch.use_deterministic_algorithms(True)
     amp_dtype = amp_dtype_for(device, args.amp_dtype) if args.amp else None
@@ -243,7 +320,7 @@ def train(args: argparse.Namespace) -> Dict[str, Any]:
     _seed_epoch(args.seed, -1, 0)  # the same initial weights in every process
 
     output = args.output if not args.experiment else os.path.join(args.output, args.experiment)
-    if main_process:
+    if rank == 0:
         os.makedirs(output, exist_ok=True)
         _setup_logging(os.path.join(output, 'log.txt'))
 
@@ -276,17 +353,7 @@ def train(args: argparse.Namespace) -> Dict[str, Any]:
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
     ema = ModelEmaV3(model, decay=args.model_ema_decay, use_warmup=args.model_ema_warmup) \
         if args.model_ema else None
-
-    mixup_fn = None
-    if args.mixup > 0 or args.cutmix > 0:
-        mixup_fn = Mixup(mixup_alpha=args.mixup, cutmix_alpha=args.cutmix, prob=args.mixup_prob,
-                         switch_prob=args.mixup_switch_prob, mode=args.mixup_mode,
-                         label_smoothing=args.smoothing, num_classes=num_classes)
-        criterion: nn.Module = SoftTargetCrossEntropy()
-    elif args.smoothing > 0:
-        criterion = LabelSmoothingCrossEntropy(args.smoothing)
-    else:
-        criterion = nn.CrossEntropyLoss()
+    mixup_fn, criterion = _loss(args, num_classes)
 
     train_loader = build_loader(train_set, args.batch_size, True, world_size, rank, args.workers, args.pin_mem,
                                 seed=args.seed, aug_repeats=args.aug_repeats)
@@ -296,108 +363,103 @@ def train(args: argparse.Namespace) -> Dict[str, Any]:
         optimizer, sched=args.sched, num_epochs=args.epochs, warmup_epochs=args.warmup_epochs,
         warmup_lr=args.warmup_lr, min_lr=args.min_lr, cooldown_epochs=args.cooldown_epochs,
         step_on_epochs=not args.sched_on_updates, updates_per_epoch=updates_per_epoch)
+    return _Run(args=args, device=device, world_size=world_size, rank=rank, output=output, amp_dtype=amp_dtype,
+                model=model, num_classes=num_classes, data_config=data_config, train_set=train_set,
+                val_set=val_set, train_loader=train_loader, val_loader=val_loader, lr=lr, optimizer=optimizer,
+                scheduler=scheduler, num_epochs=num_epochs, scaler=scaler, ema=ema, mixup_fn=mixup_fn,
+                criterion=criterion)
 
-    start_epoch, num_updates = 0, 0
-    best = {'metric': None, 'epoch': None}
-    resume = args.resume
-    if resume == 'auto':
-        resume = os.path.join(output, 'last.pth') if os.path.isfile(os.path.join(output, 'last.pth')) else ''
-    if resume:
-        state = load_training_checkpoint(resume)
-        # every check before anything is copied: a refused resume leaves the model as it was
-        if state['arch'] != args.model:
-            raise ValueError(f'{resume} was written for {state["arch"]}, not {args.model}')
-        if ema is not None and 'state_dict_ema' not in state:
-            raise ValueError(f'{resume} holds no EMA weights; resume without --model-ema')
-        check_state_dict(state['state_dict'], model, source=resume)
-        model.load_state_dict(state['state_dict'])
-        optimizer.load_state_dict(state['optimizer'])
-        scheduler.load_state_dict(state['scheduler'])
-        if ema is not None:
-            ema.module.load_state_dict(state['state_dict_ema'])
-        if scaler is not None and 'scaler' in state:
-            scaler.load_state_dict(state['scaler'])
-        _set_rng_state(state['rng'][min(rank, len(state['rng']) - 1)])
-        start_epoch, num_updates = state['epoch'] + 1, state['num_updates']
-        best = state.get('best', best)
-        if main_process:
-            _logger.info(f'resumed from {resume}: epoch {start_epoch}, {num_updates} updates')
 
-    train_model: nn.Module = model
-    if world_size > 1:
-        train_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == 'cuda' else None)
+def _loss(args: argparse.Namespace, num_classes: int) -> Tuple[Optional[Mixup], nn.Module]:
+    """Mixup / CutMix (with soft targets) where asked, and the loss that goes with the targets."""
+    if args.mixup > 0 or args.cutmix > 0:
+        mixup_fn = Mixup(mixup_alpha=args.mixup, cutmix_alpha=args.cutmix, prob=args.mixup_prob,
+                         switch_prob=args.mixup_switch_prob, mode=args.mixup_mode,
+                         label_smoothing=args.smoothing, num_classes=num_classes)
+        return mixup_fn, SoftTargetCrossEntropy()
+    if args.smoothing > 0:
+        return None, LabelSmoothingCrossEntropy(args.smoothing)
+    return None, nn.CrossEntropyLoss()
 
-    writer = None
-    if args.log_tensorboard and main_process:
-        from torch.utils.tensorboard import SummaryWriter
-        writer = SummaryWriter(os.path.join(output, 'tensorboard'))
-    if main_process:
-        _logger.info(f'{args.model}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params, '
-                     f'{num_classes} classes, {len(train_set)} train / {len(val_set)} val images, '
-                     f'{world_size} process(es) on {device}, lr {lr:.3g}, {num_epochs} epochs')
 
-    eval_metrics: Dict[str, float] = {}
-    for epoch in range(start_epoch, num_epochs):
-        _seed_epoch(args.seed, epoch, rank)
-        train_loader.sampler.set_epoch(epoch)
-        if mixup_fn is not None and args.mixup_off_epoch and epoch >= args.mixup_off_epoch:
-            mixup_fn.mixup_enabled = False
-        train_metrics, num_updates = _train_one_epoch(
-            epoch, train_model, train_loader, optimizer, criterion, scheduler, num_updates, device, args,
-            amp_dtype, scaler, ema, mixup_fn, main_process)
-        eval_metrics = evaluate(model, val_loader, device, amp_dtype, args.channels_last, world_size)
-        if ema is not None:
-            ema_metrics = evaluate(ema.module, val_loader, device, amp_dtype, args.channels_last, world_size)
-            eval_metrics = dict(ema_metrics, **{f'raw_{k}': v for k, v in eval_metrics.items()})
-        metric = eval_metrics[args.eval_metric]
-        scheduler.step(epoch + 1, metric)
+def _resume(run: _Run, path: str) -> None:
+    """Continue ``run`` from a training checkpoint: weights, optimizer, schedule, EMA, scaler, random state.
+    Every check comes before anything is copied: a refused resume leaves the model as it was."""
+    state = load_training_checkpoint(path)
+    if state['arch'] != run.args.model:
+        raise ValueError(f'{path} was written for {state["arch"]}, not {run.args.model}')
+    if run.ema is not None and 'state_dict_ema' not in state:
+        raise ValueError(f'{path} holds no EMA weights; resume without --model-ema')
+    check_state_dict(state['state_dict'], run.model, source=path)
+    run.model.load_state_dict(state['state_dict'])
+    run.optimizer.load_state_dict(state['optimizer'])
+    run.scheduler.load_state_dict(state['scheduler'])
+    if run.ema is not None:
+        run.ema.module.load_state_dict(state['state_dict_ema'])
+    if run.scaler is not None and 'scaler' in state:
+        run.scaler.load_state_dict(state['scaler'])
+    _set_rng_state(state['rng'][min(run.rank, len(state['rng']) - 1)])
+    run.start_epoch, run.num_updates = state['epoch'] + 1, state['num_updates']
+    run.best = state.get('best', run.best)
+    if run.main_process:
+        _logger.info(f'resumed from {path}: epoch {run.start_epoch}, {run.num_updates} updates')
 
-        rng = [_rng_state()]
-        if world_size > 1:
-            gathered = [None] * world_size
-            dist.all_gather_object(gathered, rng[0])
-            rng = gathered
-        if main_process:
-            better = best['metric'] is None or (metric < best['metric'] if args.eval_metric == 'loss'
-                                                else metric > best['metric'])
-            if better:
-                best = {'metric': metric, 'epoch': epoch}
-            state = {
-                'arch': args.model, 'epoch': epoch, 'num_updates': num_updates, 'num_classes': num_classes,
-                'state_dict': model.state_dict(), 'optimizer': optimizer.state_dict(),
-                'scheduler': scheduler.state_dict(), 'rng': rng, 'best': best, 'metrics': eval_metrics,
-                'data_config': {k: (list(v) if isinstance(v, tuple) else v) for k, v in data_config.items()},
-                'args': {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()},
-            }
-            if ema is not None:
-                state['state_dict_ema'] = ema.module.state_dict()
-            if scaler is not None:
-                state['scaler'] = scaler.state_dict()
-            save_training_checkpoint(os.path.join(output, 'last.pth'), state)
-            if better:
-                save_training_checkpoint(os.path.join(output, 'model_best.pth'), state)
-            lrs = [g['lr'] for g in optimizer.param_groups]
-            update_summary(epoch, train_metrics, eval_metrics, os.path.join(output, 'summary.csv'),
-                           lr=sum(lrs) / len(lrs), write_header=epoch == 0 or not os.path.exists(
-                               os.path.join(output, 'summary.csv')))
-            if writer is not None:
-                for k, v in train_metrics.items():
-                    writer.add_scalar(f'train/{k}', v, epoch)
-                for k, v in eval_metrics.items():
-                    writer.add_scalar(f'eval/{k}', v, epoch)
-                writer.flush()
-            _logger.info(f'epoch {epoch}: train loss {train_metrics["loss"]:.4f}, eval top-1 '
-                         f'{eval_metrics["top1"]:.2f} top-5 {eval_metrics["top5"]:.2f} loss {eval_metrics["loss"]:.4f}'
-                         f' (best {args.eval_metric} {best["metric"]:.4f} at epoch {best["epoch"]})')
-        if world_size > 1:
-            dist.barrier()
+
+def _evaluate_epoch(run: _Run) -> Dict[str, float]:
+    """The model's metrics on the validation set; with EMA, the EMA model's, the raw model's as ``raw_*``."""
+    metrics = evaluate(run.model, run.val_loader, run.device, run.amp_dtype, run.args.channels_last, run.world_size)
+    if run.ema is None:
+        return metrics
+    ema_metrics = evaluate(run.ema.module, run.val_loader, run.device, run.amp_dtype, run.args.channels_last,
+                           run.world_size)
+    return dict(ema_metrics, **{f'raw_{k}': v for k, v in metrics.items()})
+
+
+def _record_epoch(run: _Run, epoch: int, train_metrics: Dict[str, float], eval_metrics: Dict[str, float],
+                  writer) -> None:
+    """Gather every process's random state; on the main process, save ``last.pth`` (and ``model_best.pth``
+    when the metric improved), append to summary.csv, TensorBoard and the log."""
+    args = run.args
+    rng = [_rng_state()]
+    if run.world_size > 1:
+        gathered = [None] * run.world_size
+        dist.all_gather_object(gathered, rng[0])
+        rng = gathered
+    if not run.main_process:
+        return
+    metric = eval_metrics[args.eval_metric]
+    best = run.best
+    better = best['metric'] is None or (metric < best['metric'] if args.eval_metric == 'loss'
+                                        else metric > best['metric'])
+    if better:
+        run.best = best = {'metric': metric, 'epoch': epoch}
+    state = {
+        'arch': args.model, 'epoch': epoch, 'num_updates': run.num_updates, 'num_classes': run.num_classes,
+        'state_dict': run.model.state_dict(), 'optimizer': run.optimizer.state_dict(),
+        'scheduler': run.scheduler.state_dict(), 'rng': rng, 'best': best, 'metrics': eval_metrics,
+        'data_config': {k: (list(v) if isinstance(v, tuple) else v) for k, v in run.data_config.items()},
+        'args': {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()},
+    }
+    if run.ema is not None:
+        state['state_dict_ema'] = run.ema.module.state_dict()
+    if run.scaler is not None:
+        state['scaler'] = run.scaler.state_dict()
+    save_training_checkpoint(os.path.join(run.output, 'last.pth'), state)
+    if better:
+        save_training_checkpoint(os.path.join(run.output, 'model_best.pth'), state)
+    lrs = [g['lr'] for g in run.optimizer.param_groups]
+    summary = os.path.join(run.output, 'summary.csv')
+    update_summary(epoch, train_metrics, eval_metrics, summary, lr=sum(lrs) / len(lrs),
+                   write_header=epoch == 0 or not os.path.exists(summary))
     if writer is not None:
-        writer.close()
-    result = {'output': output, 'eval': eval_metrics, 'best': best, 'world_size': world_size}
-    if world_size > 1:
-        dist.destroy_process_group()
-    return result
+        for k, v in train_metrics.items():
+            writer.add_scalar(f'train/{k}', v, epoch)
+        for k, v in eval_metrics.items():
+            writer.add_scalar(f'eval/{k}', v, epoch)
+        writer.flush()
+    _logger.info(f'epoch {epoch}: train loss {train_metrics["loss"]:.4f}, eval top-1 '
+                 f'{eval_metrics["top1"]:.2f} top-5 {eval_metrics["top5"]:.2f} loss {eval_metrics["loss"]:.4f}'
+                 f' (best {args.eval_metric} {best["metric"]:.4f} at epoch {best["epoch"]})')
 
 
 def _train_one_epoch(epoch, model, loader, optimizer, criterion, scheduler, num_updates, device, args,

@@ -6,9 +6,8 @@ from typing import Any, Dict, Optional
 import torch
 from timm.data import create_dataset, resolve_data_config
 
-from ..checkpoint import load_checkpoint
-from ..registry import create_model
-from ..reparam import reparameterize
+from ..deploy import reparameterize
+from ..models import create_model, load_checkpoint
 from .data import build_loader
 from .engine import amp_dtype_for, eval_transform, evaluate, load_training_checkpoint, setup_distributed
 

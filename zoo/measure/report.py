@@ -5,29 +5,11 @@ import re
 import tomllib
 from typing import Dict, List, Optional, Sequence
 
+from ..models import families, family_of, list_models
 from .benchmark import BenchmarkRow, markdown_table
-from .registry import list_models, zoo_entrypoint
 
-__all__ = ['FAMILIES', 'family_of', 'load_reported', 'models_table', 'variants_table', 'update_generated',
+__all__ = ['load_reported', 'models_table', 'variants_table', 'update_generated',
            'speed_accuracy_plot']
-
-# family module -> (display name, docs page)
-FAMILIES = {
-    'convnext': ('ConvNeXt', 'convnext.md'),
-    'inceptionnext': ('InceptionNeXt', 'inceptionnext.md'),
-    'unireplknet': ('UniRepLKNet', 'unireplknet.md'),
-    'lsnet': ('LSNet', 'lsnet.md'),
-    'shvit': ('SHViT', 'shvit.md'),
-    'fasternet': ('FasterNet', 'fasternet.md'),
-    'litv2': ('LITv2', 'litv2.md'),
-    'biformer': ('BiFormer', 'biformer.md'),
-}
-
-
-def family_of(name: str) -> str:
-    """The family module of zoo model ``name`` ('lsnet' for 'lsnet_t')."""
-    return zoo_entrypoint(name).__module__.rsplit('.', 1)[-1]
-
 
 def load_reported(path: str) -> Dict[str, dict]:
     """``{'models': {...}, 'peers': {...}}`` from a reported-figures TOML; every zoo model must have a top-1."""
@@ -82,7 +64,7 @@ def _row_cells(name: str, rows: Dict[tuple, BenchmarkRow], fig: dict) -> List[st
 
 def _family_models(family: str, rows: Dict[tuple, BenchmarkRow]) -> List[str]:
     """A family's registered models from the smallest to the largest (deploy-form GFLOPs)."""
-    names = [n for n in list_models() if family_of(n) == family]
+    names = family_of(family).models()
     return sorted(names, key=lambda n: (rows[n, 'deploy'].gflops, n) if (n, 'deploy') in rows else (0, n))
 
 
@@ -96,17 +78,15 @@ def models_table(rows: Sequence[BenchmarkRow], reported: dict) -> str:
     """Every registered model, grouped by family, with a link to the family page."""
     index = _index(rows)
     parts = []
-    for module, (display, page) in FAMILIES.items():
-        body = [_row_cells(n, index, reported['models'][n]) for n in _family_models(module, index)]
-        parts.append(f'### [{display}]({page})\n\n' + markdown_table(_COLUMNS, body))
+    for family in families():
+        body = [_row_cells(n, index, reported['models'][n]) for n in _family_models(family.name, index)]
+        parts.append(f'### [{family.display}]({family.docs_page})\n\n' + markdown_table(_COLUMNS, body))
     return '\n\n'.join(parts)
 
 
 def variants_table(family: str, rows: Sequence[BenchmarkRow], reported: dict) -> str:
     index = _index(rows)
     names = _family_models(family, index)
-    if not names:
-        raise ValueError(f'no registered models in family {family!r}; families: {sorted(FAMILIES)}')
     return markdown_table(_COLUMNS, [_row_cells(n, index, reported['models'][n]) for n in names]) + '\n\n' + _NOTES
 
 
@@ -129,8 +109,9 @@ def speed_accuracy_plot(rows: Sequence[BenchmarkRow], reported: dict, path: str,
     fig, ax = plt.subplots(figsize=(10, 6.5), dpi=120)
     drawn = dict(families={}, peers=[])
     markers = 'osD^v<>p'
-    for i, (module, (display, _)) in enumerate(FAMILIES.items()):
-        names = [n for n in _family_models(module, index)
+    for i, family in enumerate(families()):
+        display = family.display
+        names = [n for n in _family_models(family.name, index)
                  if (n, 'deploy') in index and reported['models'][n]['top1_data'] == 'in1k']
         if not names:
             continue

@@ -5,16 +5,21 @@ argument, and its own checkpoints hold, besides tensors, the message hub's ``His
 arrays and scalars (and ``getattr(HistoryBuffer, 'min')``-style references to its statistics methods), so
 ``Runner.resume`` / ``load_from`` fail on the files the Runner wrote. Rather than unpickling anything
 (``weights_only=False``), :func:`patch_mmengine_local_loader` registers a local-file loader that still reads
-with ``weights_only=True`` and allows exactly those types."""
+with ``weights_only=True`` and allows exactly those types. mmengine is imported when the patch is applied,
+so this module costs nothing to import without the ``mm`` extra."""
 import os
 import pickle
 
 import numpy as np
 import torch
-from mmengine.logging import HistoryBuffer
-from mmengine.runner.checkpoint import CheckpointLoader
 
-__all__ = ['MMENGINE_SAFE_GLOBALS', 'mmengine_safe_globals', 'load_mmengine_checkpoint', 'patch_mmengine_local_loader']
+from . import installed_version, require_version
+
+__all__ = ['SUPPORTED', 'TESTED', 'mmengine_safe_globals', 'load_mmengine_checkpoint', 'patch_mmengine_local_loader']
+
+# the Runner's checkpoint contents and CheckpointLoader.register_scheme as in 0.10.x
+SUPPORTED = '>=0.10.4,<0.11'
+TESTED = '0.10.7'
 
 
 def _numpy_globals():
@@ -27,19 +32,21 @@ def _numpy_globals():
 def _history_buffer_getattr(obj, name: str):
     """``getattr`` as a checkpoint may use it: only to name HistoryBuffer's statistics methods (``min``, ``max``,
     ``mean``, ``current``), which a buffer's pickled state refers to."""
+    from mmengine.logging import HistoryBuffer
+
     if obj is HistoryBuffer and name in ('min', 'max', 'mean', 'current'):
         return getattr(obj, name)
     raise pickle.UnpicklingError(f'refused getattr({obj!r}, {name!r}) in an mmengine checkpoint')
 
 
-# what mmengine's Runner writes besides tensors and plain Python containers; the builtin getattr is replaced
-# by one that reaches nothing but HistoryBuffer's methods
-MMENGINE_SAFE_GLOBALS = [HistoryBuffer, *_numpy_globals(), (_history_buffer_getattr, 'builtins.getattr')]
-
-
 def mmengine_safe_globals():
-    """A context in which ``torch.load(weights_only=True)`` accepts mmengine's checkpoint contents."""
-    return torch.serialization.safe_globals(MMENGINE_SAFE_GLOBALS)
+    """A context in which ``torch.load(weights_only=True)`` accepts mmengine's checkpoint contents: what the
+    Runner writes besides tensors and plain Python containers, with the builtin getattr replaced by one that
+    reaches nothing but HistoryBuffer's methods."""
+    from mmengine.logging import HistoryBuffer
+
+    allowed = [HistoryBuffer, *_numpy_globals(), (_history_buffer_getattr, 'builtins.getattr')]
+    return torch.serialization.safe_globals(allowed)
 
 
 def load_mmengine_checkpoint(filename, map_location=None):
@@ -51,8 +58,13 @@ def load_mmengine_checkpoint(filename, map_location=None):
         return torch.load(filename, map_location=map_location, weights_only=True)
 
 
-def patch_mmengine_local_loader() -> None:
-    """Make :func:`load_mmengine_checkpoint` mmengine's loader for local paths (idempotent)."""
+def patch_mmengine_local_loader(mmengine_version: str = None) -> None:
+    """Make :func:`load_mmengine_checkpoint` mmengine's loader for local paths (idempotent). Raises
+    ``UnsupportedVersionError`` on an mmengine outside :data:`SUPPORTED`."""
+    require_version('mmengine', mmengine_version or installed_version('mmengine'), SUPPORTED, TESTED,
+                    'zoo.patches.mmengine_checkpoint')
+    from mmengine.runner.checkpoint import CheckpointLoader
+
     CheckpointLoader.register_scheme(prefixes='', loader=load_mmengine_checkpoint, force=True)
 
 

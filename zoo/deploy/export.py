@@ -14,10 +14,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-from .registry import create_model
+from ..models import create_model, family_of
 from .reparam import reparameterize
 
-__all__ = ['STATIC_HW', 'OPSET', 'FORMATS', 'export_onnx', 'check_onnx', 'export_program', 'export_torchscript',
+__all__ = ['static_hw_reason', 'OPSET', 'FORMATS', 'export_onnx', 'check_onnx', 'export_program', 'export_torchscript',
            'check_saved', 'export_and_check']
 
 # what tools/export.py writes: ONNX (checked in onnxruntime), a torch.export ExportedProgram (.pt2) or a traced
@@ -25,11 +25,6 @@ __all__ = ['STATIC_HW', 'OPSET', 'FORMATS', 'export_onnx', 'check_onnx', 'export
 FORMATS = {'onnx': '.onnx', 'torch.export': '.pt2', 'torchscript': '.pt'}
 
 OPSET = 19
-# families whose traced graph holds input-size-dependent padding: exported for a fixed height and width
-STATIC_HW = {
-    'LITv2': 'HiLo pads each stage-3 map to a multiple of its window with sizes computed in Python',
-    'BiFormer': 'routing pads each map to a multiple of n_win regions with sizes computed in Python',
-}
 
 _registered = False
 
@@ -54,16 +49,26 @@ def _register_symbolics() -> None:
     _registered = True
 
 
+def static_hw_reason(model: nn.Module) -> Optional[str]:
+    """Why ``model``'s traced graph holds one input size (its family's ``static_hw``); None where height and
+    width can stay dynamic, as for any model the zoo has no record of."""
+    try:
+        return family_of(model).static_hw
+    except TypeError:
+        return None
+
+
 def export_onnx(model: nn.Module, path: str, input_size: Tuple[int, int, int] = (3, 224, 224),
                 dynamic_hw: Optional[bool] = None, opset: int = OPSET) -> Dict[str, object]:
     """Export ``model`` (eval mode, as given) to ``path``. ``dynamic_hw=None`` makes height and width
-    dynamic unless the family is in :data:`STATIC_HW`. Returns what was exported."""
+    dynamic unless the family's record gives a reason they cannot be (:func:`static_hw_reason`). Returns what
+    was exported."""
     if opset < OPSET:
         raise ValueError(f'opset {opset} < {OPSET}: DeformConv (LITv2) and the zoo graphs need opset {OPSET}+')
     _register_symbolics()
     family = type(model).__name__
     if dynamic_hw is None:
-        dynamic_hw = family not in STATIC_HW
+        dynamic_hw = static_hw_reason(model) is None
     axes = {0: 'batch', 2: 'height', 3: 'width'} if dynamic_hw else {0: 'batch'}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     x = torch.randn(1, *input_size)

@@ -6,15 +6,14 @@ whole state dict first (:func:`check_state_dict`) and only then copies.
 """
 import os
 import pickle
-import sys
 import zipfile
-from typing import Dict, Iterable, Mapping, Optional
+from typing import Dict, Iterable, Mapping
 
 import torch
 import torch.nn as nn
 
 __all__ = ['CheckpointError', 'CheckpointMismatchError', 'read_checkpoint', 'unwrap_state_dict',
-           'check_state_dict', 'check_pretrained', 'load_checkpoint', 'checkpoint_filter_for']
+           'check_state_dict', 'check_pretrained']
 
 _WRAPPER_KEYS = ('state_dict', 'model', 'module')
 
@@ -107,39 +106,6 @@ def check_state_dict(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
         if mis_shaped:
             lines.append(f'shape mismatch (checkpoint vs model) ({len(mis_shaped)}): {_listing(mis_shaped)}')
         raise CheckpointMismatchError('\n'.join(lines))
-
-
-def checkpoint_filter_for(model: nn.Module):
-    """The checkpoint filter of a zoo model's family (each family module defines ``checkpoint_filter_fn``)."""
-    fn = getattr(sys.modules.get(type(model).__module__), 'checkpoint_filter_fn', None)
-    if fn is None:
-        raise TypeError(f'{type(model).__name__} is not a zoo model (no checkpoint filter in its module)')
-    return fn
-
-
-def load_checkpoint(model: nn.Module, path_or_state_dict, strict: bool = True,
-                    source: Optional[str] = None, checksum: Optional[str] = None,
-                    trust_pickle: bool = False) -> nn.Module:
-    """Load an official or zoo checkpoint (file path or state dict) into a zoo model.
-
-    The family's checkpoint filter maps official key names; with ``strict`` the whole state dict is
-    checked before any tensor is copied, so a checkpoint that does not fit raises and leaves the model as
-    it was. ``checksum`` (a file's sha256, or its first 8+ hex digits) is verified before the file is read."""
-    if isinstance(path_or_state_dict, (str, os.PathLike)):
-        source = source or os.fspath(path_or_state_dict)
-        if checksum:
-            from .hub import verify_checksum
-            verify_checksum(path_or_state_dict, checksum)
-        state_dict = read_checkpoint(path_or_state_dict, trust_pickle=trust_pickle)
-    else:
-        if checksum:
-            raise ValueError('checksum verifies a file; a state dict was given')
-        state_dict = unwrap_state_dict(path_or_state_dict, source=source or 'state dict')
-    state_dict = checkpoint_filter_for(model)(state_dict, model)
-    if strict:
-        check_state_dict(state_dict, model, source=source or 'state dict')
-    model.load_state_dict(state_dict, strict=strict)
-    return model
 
 
 def _names(entry) -> tuple:

@@ -1,0 +1,43 @@
+"""What the zoo's layers need to be symbolically traced (``torch.fx``: timm's ``features_only=True,
+feature_cls='fx'``, torchvision's ``create_feature_extractor``) and scripted (``torch.jit.script``).
+
+Symbolic tracing runs ``forward`` on Proxies: Python control flow on a shape or a flag of the input cannot
+be recorded. A function that needs it (an input check, padding to a multiple of the window) is a *notrace
+function*: the traced graph calls it, with real tensors, when the graph runs. Two registrations make it one:
+
+* ``register_notrace_function`` (timm's registry): timm's tracer kwargs (``feature_cls='fx'``, timm's
+  ``create_feature_extractor``) wrap it wherever a traced module's code refers to it by name;
+* ``torch.fx.wrap('name')``, called at the top level of each module whose code calls it: any tracer
+  (``torch.fx.symbolic_trace``, torchvision's ``create_feature_extractor`` without timm's kwargs) wraps it.
+
+A notrace function is also compiled by TorchScript when a scripted model (or a scripted FX graph) calls it,
+so it keeps its Python-only parts (f-strings over shapes, ``torch.finfo``) behind ``torch.jit.is_scripting()``.
+"""
+import torch
+from timm.layers import register_notrace_function, register_notrace_module
+
+__all__ = ['clamp_tiny', 'is_fx_tracing', 'register_notrace_function', 'register_notrace_module']
+
+
+def is_fx_tracing() -> bool:
+    """True while ``torch.fx`` symbolically traces (values are Proxies); False in eager mode, under
+    TorchScript, ``torch.jit.trace``, ``torch.compile`` and ``torch.export``."""
+    if torch.jit.is_scripting():
+        return False
+    else:
+        return torch.fx._symbolic_trace.is_fx_symbolic_tracing()
+
+
+@register_notrace_function
+def clamp_tiny(x: torch.Tensor) -> torch.Tensor:
+    """``x.clamp_min(torch.finfo(x.dtype).tiny)``: the dtype is known only when the graph runs."""
+    if torch.jit.is_scripting():
+        # TorchScript has no torch.finfo: the smallest normal numbers of the float types
+        if x.dtype == torch.float64:
+            tiny = 2.2250738585072014e-308
+        elif x.dtype == torch.float16:
+            tiny = 6.103515625e-05
+        else:  # float32 and bfloat16 share the exponent range
+            tiny = 1.1754943508222875e-38
+        return x.clamp_min(tiny)
+    return x.clamp_min(torch.finfo(x.dtype).tiny)

@@ -1,0 +1,194 @@
+"""Benchmarks: every model of a group measured in turns (train against deploy form, eager against
+``torch.compile`` and ONNX Runtime, against timm peers), so that ratios are fair; Markdown and CSV tables."""
+import csv
+import io
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from typing import Iterable, List, Optional, Sequence
+
+import torch
+from tqdm import tqdm
+
+from .counting import count_flops, count_params, peak_memory
+from .forms import FORMS, PEER_FORMS, RUNTIMES, build_in_form, in_runtime, timm_equivalent
+from .timing import gemm_peak, interleaved_latency, with_autocast
+
+__all__ = ['BenchmarkRow', 'benchmark', 'markdown_table', 'to_markdown', 'to_csv', 'from_csv']
+
+
+@dataclass
+class BenchmarkRow:
+    model: str
+    # 'train' (eval mode, unfolded), 'deploy' (zoo.reparameterize), 'unfused' (the deploy form with every
+    # attention computed as the materialized softmax(QK^T)V instead of SDPA), 'timm' (timm's model in timm's
+    # deploy form, timm.utils.reparameterize_model, where it has one), 'timm-cl' (that, on channels-last weights
+    # and inputs)
+    form: str
+    params: int
+    gflops: float  # per image at img_size
+    img_size: int
+    latency_ms: float  # batch 1, median
+    throughput: float  # images/s at batch_size, median
+    batch_size: int
+    runtime: str = 'eager'  # 'eager', 'compiled' (torch.compile, inductor) or 'onnx' (ONNX Runtime)
+    device: str = 'cpu'
+    dtype: str = 'fp32'  # 'fp16' / 'bf16': autocast (AMP) on a GPU
+    gflops_per_s: float = 0.  # achieved at batch_size: gflops x throughput
+    peak_fraction: float = 0.  # gflops_per_s / the measured GEMM peak
+    peak_mem_mb: Optional[float] = None  # activations at batch_size (eager on CPU; any PyTorch runtime on GPU)
+    latency_ratio: Optional[float] = None  # reference latency / this latency (> 1: faster than reference)
+    throughput_ratio: Optional[float] = None  # this throughput / reference throughput
+    reference: str = ''
+    paired_with: str = ''  # for a timm row: the zoo model it is compared with
+
+
+_DTYPE_NAMES = {None: 'fp32', torch.float16: 'fp16', torch.bfloat16: 'bf16'}
+
+
+def benchmark(
+        models: Sequence[str],
+        compare: Sequence[str] = (),
+        forms: Sequence[str] = ('train', 'deploy'),
+        runtimes: Sequence[str] = ('eager',),
+        timm_peers: bool = False,
+        peer_forms: Sequence[str] = ('timm',),
+        img_size: int = 224,
+        batch_size: int = 16,
+        threads: int = 2,
+        warmup: int = 3,
+        repeats: int = 10,
+        device: str = 'cpu',
+        amp: Optional[torch.dtype] = None,
+        memory: bool = True,
+        progress: bool = False,
+) -> List[BenchmarkRow]:
+    """Measure every zoo model in each form and runtime, with ``timm_peers`` also timm's model of the same
+    architecture, and every ``compare`` model (timm names) as is, each in every one of ``peer_forms``.
+
+    Each zoo model and its peer are measured together, taking turns. Ratios of a zoo row are against the
+    model's first row (its first form in its first runtime); a peer's ratio is "zoo deploy form vs this peer"
+    in the same runtime (the model it was paired with, or for ``compare`` the first zoo model), so a ratio > 1
+    means the zoo model is faster. ``amp`` (a GPU's autocast dtype) runs every model under autocast; ONNX
+    Runtime runs on the CPU only. ``memory`` adds each PyTorch row's peak activation memory at ``batch_size``
+    (one more batch forward; eager only on a CPU)."""
+    unknown = sorted(set(forms) - set(FORMS)) + sorted(set(runtimes) - set(RUNTIMES)) \
+        + sorted(set(peer_forms) - set(PEER_FORMS))
+    if unknown:
+        raise ValueError(f'unknown forms / runtimes {unknown}: forms are {FORMS}, runtimes {RUNTIMES}, '
+                         f'peer forms {PEER_FORMS}')
+    if device != 'cpu' and 'onnx' in runtimes:
+        raise ValueError("runtime 'onnx' is measured on the CPU only (onnxruntime's CPU provider)")
+    if amp is not None and device == 'cpu':
+        raise ValueError('amp is for a GPU; on the CPU the tool measures fp32')
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    x1 = torch.randn(1, 3, img_size, img_size, device=device)
+    xb = torch.randn(batch_size, 3, img_size, img_size, device=device)
+    peak = gemm_peak(device, amp or torch.float32, threads)
+    groups = []
+    for name in models:
+        jobs = [(name, form, runtime, name) for form in forms for runtime in runtimes]
+        peer = timm_equivalent(name) if timm_peers else None
+        if peer:
+            jobs += [(peer, form, runtime, name) for form in peer_forms for runtime in runtimes]
+        groups.append(jobs)
+    first = models[0] if models else None
+    groups += [[(name, form, runtime, first) for form in peer_forms for runtime in runtimes] for name in compare]
+    rows: List[BenchmarkRow] = []
+    bar = tqdm(groups, desc='benchmark', unit='model', file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    with tempfile.TemporaryDirectory() as workdir:
+        for jobs in bar:
+            bar.set_postfix_str(', '.join(f'{name} [{form}, {runtime}]' for name, form, runtime, _ in jobs))
+            modules, counted = {}, {}
+            for name, form, _, _ in jobs:
+                if (name, form) not in modules:
+                    module = build_in_form(name, form).to(device)
+                    modules[name, form] = module
+                    counted[name, form] = (count_params(module), count_flops(module, x1) / 1e9)
+            built = [with_autocast(in_runtime(modules[name, form], runtime, img_size, threads, workdir),
+                                    device, amp) for name, form, runtime, _ in jobs]
+            latency = interleaved_latency(built, x1, warmup, repeats)
+            batch_time = interleaved_latency(built, xb, max(1, warmup // 2), max(3, repeats // 2))
+            for (name, form, runtime, paired), fn, lat, bt in zip(jobs, built, latency, batch_time):
+                params, gflops = counted[name, form]
+                mem = None
+                if memory and runtime != 'onnx' and (device != 'cpu' or runtime == 'eager'):
+                    mem = peak_memory(fn, xb) / 2 ** 20
+                rows.append(BenchmarkRow(
+                    model=name, form=form, params=params, gflops=gflops, img_size=img_size, latency_ms=1e3 * lat,
+                    throughput=batch_size / bt, batch_size=batch_size, runtime=runtime, device=device,
+                    dtype=_DTYPE_NAMES[amp], gflops_per_s=gflops * batch_size / bt,
+                    peak_fraction=gflops * batch_size / bt / peak, peak_mem_mb=mem, paired_with=paired))
+            del built, modules
+            if runtimes != ('eager',):
+                torch._dynamo.reset()
+    _add_ratios(rows)
+    return rows
+
+
+def _add_ratios(rows: List[BenchmarkRow]) -> None:
+    first, deploy = {}, {}
+    for row in rows:
+        if row.form not in PEER_FORMS:
+            first.setdefault(row.model, row)
+            if row.form == 'deploy':
+                deploy.setdefault((row.model, row.runtime), row)
+    for row in rows:
+        if row.form in PEER_FORMS:
+            ref = deploy.get((row.paired_with, row.runtime))
+            if ref is None:
+                continue
+            row.latency_ratio = row.latency_ms / ref.latency_ms
+            row.throughput_ratio = ref.throughput / row.throughput
+            row.reference = f'{ref.model} [{ref.form}, {ref.runtime}] vs this'
+        else:
+            ref = first[row.model]
+            if ref is row:
+                continue
+            row.latency_ratio = ref.latency_ms / row.latency_ms
+            row.throughput_ratio = row.throughput / ref.throughput
+            row.reference = f'this vs {ref.model} [{ref.form}, {ref.runtime}]'
+
+
+_HEADERS = ('model', 'form', 'runtime', 'params (M)', 'GFLOPs', 'latency b1 (ms)', 'throughput (img/s)',
+            'GFLOP/s (% of peak)', 'peak act. mem (MB)', 'speed-up b1', 'speed-up bN', 'ratio')
+
+
+def _cells(row: BenchmarkRow) -> Iterable[str]:
+    ratio = lambda v: '' if v is None else f'{v:.2f}x'
+    return (row.model, row.form, row.runtime, f'{row.params / 1e6:.2f}', f'{row.gflops:.3f}',
+            f'{row.latency_ms:.1f}', f'{row.throughput:.1f} (b{row.batch_size})',
+            f'{row.gflops_per_s:.1f} ({100 * row.peak_fraction:.0f}%)',
+            '' if row.peak_mem_mb is None else f'{row.peak_mem_mb:.0f}',
+            ratio(row.latency_ratio), ratio(row.throughput_ratio), row.reference)
+
+
+def markdown_table(header: Sequence[str], body: Iterable[Iterable[str]]) -> str:
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    return '\n'.join(lines + ['| ' + ' | '.join(cells) + ' |' for cells in body])
+
+
+def to_markdown(rows: Sequence[BenchmarkRow]) -> str:
+    return markdown_table(_HEADERS, (_cells(r) for r in rows))
+
+
+def to_csv(rows: Sequence[BenchmarkRow]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=[f.name for f in fields(BenchmarkRow)])
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(asdict(row))
+    return buf.getvalue()
+
+
+def from_csv(text: str) -> List[BenchmarkRow]:
+    """Rows written by :func:`to_csv`, typed again."""
+    def parse(kind, value: str):
+        if kind is str:
+            return value
+        if value == '':
+            return None
+        return int(value) if kind is int else float(value)
+    kinds = {f.name: f.type for f in fields(BenchmarkRow)}
+    return [BenchmarkRow(**{k: parse(kinds[k], v) for k, v in raw.items()}) for raw in csv.DictReader(io.StringIO(text))]

@@ -1,0 +1,109 @@
+"""What is measured: a model in a form (train, deploy, deploy with unfused attention, timm's model as built or
+on channels-last storage) and in a runtime (eager, ``torch.compile``, ONNX Runtime), and the timm peers a
+zoo model is compared with."""
+import os
+import warnings
+from typing import Callable, Optional
+
+import timm
+import torch
+import torch.nn as nn
+
+from ..deploy import export_onnx, reparameterize
+from ..layers import naive_attention
+from ..models import family_of, timm_name
+
+__all__ = ['FORMS', 'PEER_FORMS', 'RUNTIMES', 'PEERS', 'ChannelsLast', 'Unfused', 'build_in_form', 'in_runtime',
+           'timm_equivalent']
+
+FORMS = ('train', 'deploy', 'unfused')
+# a timm model: in timm's deploy form as built, or with its weights and inputs in channels-last storage
+PEER_FORMS = ('timm', 'timm-cl')
+RUNTIMES = ('eager', 'compiled', 'onnx')
+# timm models a user would pick instead of a zoo model: the zoo's families as timm has them, and efficient peers
+PEERS = ('convnext_atto', 'inception_next_atto', 'shvit_s1', 'fasternet_t0', 'repvit_m1_0', 'fastvit_t8',
+         'efficientvit_m5', 'efficientvit_b0', 'mobilenetv3_large_100')
+
+
+def _build(name: str, form: str) -> nn.Module:
+    """A zoo model (any form but 'timm') or timm's own model of that name ('timm': the bare name is timm's,
+    even where the zoo has a model of the same name, as ``shvit_s1`` or ``convnext_tiny``)."""
+    return timm.create_model(name if form in PEER_FORMS else timm_name(name)).eval()
+
+
+class Unfused(nn.Module):
+    """Runs ``model`` with ``scaled_dot_product_attention`` replaced by :func:`naive_attention` (the attention
+    matrix built in full), to measure what the fused kernels bring."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        fused = nn.functional.scaled_dot_product_attention
+        nn.functional.scaled_dot_product_attention = naive_attention
+        try:
+            return self.model(x)
+        finally:
+            nn.functional.scaled_dot_product_attention = fused
+
+
+class ChannelsLast(nn.Module):
+    """``model`` with its weights, and each input, in channels-last storage."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model.to(memory_format=torch.channels_last)
+
+    def forward(self, x):
+        return self.model(x.contiguous(memory_format=torch.channels_last))
+
+
+def build_in_form(name: str, form: str) -> nn.Module:
+    """Model ``name`` in ``form``, in eval mode."""
+    model = _build(name, form)
+    if form in PEER_FORMS:
+        from timm.utils import reparameterize_model
+        model = reparameterize_model(model)
+        return ChannelsLast(model) if form == 'timm-cl' else model
+    if form == 'deploy':
+        return reparameterize(model)
+    return Unfused(reparameterize(model)) if form == 'unfused' else model
+
+
+class _OnnxRuntime:
+    """A model exported to ONNX (dynamic batch) and run by an onnxruntime CPU session with ``threads`` threads,
+    called like the model."""
+
+    def __init__(self, model: nn.Module, img_size: int, threads: int, workdir: str):
+        import onnxruntime as ort
+
+        path = os.path.join(workdir, f'{id(model)}.onnx')
+        with warnings.catch_warnings():  # the tracer's notes on Python values it freezes (sizes, here fixed)
+            warnings.simplefilter('ignore')
+            export_onnx(model, path, (3, img_size, img_size), dynamic_hw=False)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # onnxruntime's threads spin for a while after each run by default: taking turns with PyTorch models
+        # on the same cores, the spinning would be charged to whichever model runs next
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+        self.session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, x: torch.Tensor):
+        return self.session.run(None, {self.input: x.numpy()})[0]
+
+
+def in_runtime(model: nn.Module, runtime: str, img_size: int, threads: int, workdir: str) -> Callable:
+    if runtime == 'compiled':
+        return torch.compile(model, dynamic=False)
+    if runtime == 'onnx':
+        return _OnnxRuntime(model, img_size, threads, workdir)
+    return model
+
+
+def timm_equivalent(name: str) -> Optional[str]:
+    """timm's model of the same architecture as zoo model ``name`` (same weights load into both), if any."""
+    peer = family_of(name).timm_equivalents.get(name, name)
+    return peer if timm.is_model(peer) else None

@@ -1,0 +1,81 @@
+"""Timing: the machine's GEMM peak, and median forward times of models that take turns.
+
+Achieved GFLOP/s (counted FLOPs x batch-N throughput) is put against the machine's measured peak: the best
+rate of a large fp32 matrix product (the autocast dtype on a GPU with AMP) in the same process.
+"""
+import statistics
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+__all__ = ['gemm_peak', 'measure_latency', 'interleaved_latency', 'with_autocast']
+
+
+_GEMM_PEAK: Dict[tuple, float] = {}
+
+
+@torch.no_grad()
+def gemm_peak(device: str = 'cpu', dtype: torch.dtype = torch.float32, threads: Optional[int] = None,
+              n: Optional[int] = None, repeats: int = 5) -> float:
+    """The best GFLOP/s of an n x n matrix product on ``device`` in ``dtype`` (TF32 off for fp32 on a GPU),
+    with ``threads`` CPU threads; measured once per process and setting."""
+    if threads:
+        torch.set_num_threads(threads)
+    n = n or (2048 if device == 'cpu' else 8192)
+    key = (device, dtype, torch.get_num_threads(), n)
+    if key not in _GEMM_PEAK:
+        g = torch.Generator(device=device).manual_seed(0)
+        a = torch.randn(n, n, device=device, dtype=dtype, generator=g)
+        b = torch.randn(n, n, device=device, dtype=dtype, generator=g)
+        tf32 = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            best = min(_timed(lambda: torch.mm(a, b), device) for _ in range(repeats + 2))
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+        _GEMM_PEAK[key] = 2 * n ** 3 / best / 1e9
+    return _GEMM_PEAK[key]
+
+
+def _timed(fn: Callable, device: str) -> float:
+    if device != 'cpu':
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if device != 'cpu':
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def measure_latency(model: nn.Module, x: torch.Tensor, warmup: int = 3, repeats: int = 10) -> float:
+    """Median wall time of one forward pass in seconds."""
+    return interleaved_latency([model], x, warmup, repeats)[0]
+
+
+@torch.no_grad()
+def interleaved_latency(models: Sequence[Callable], x: torch.Tensor, warmup: int, repeats: int) -> List[float]:
+    """Median seconds per forward of each model, the models taking turns, in an order that rotates every
+    repeat, so that drifts in machine load and the cache state a predecessor leaves fall on all of them
+    alike."""
+    device = 'cpu' if x.device.type == 'cpu' else 'cuda'
+    for model in models:
+        for _ in range(warmup):
+            model(x)
+    times = [[] for _ in models]
+    for r in range(repeats):
+        order = [(r + i) % len(models) for i in range(len(models))]
+        for i in order:
+            times[i].append(_timed(lambda: models[i](x), device))
+    return [statistics.median(t) for t in times]
+
+
+def with_autocast(fn: Callable, device: str, dtype: Optional[torch.dtype]) -> Callable:
+    if dtype is None:
+        return fn
+
+    def run(x):
+        with torch.autocast(device, dtype=dtype):
+            return fn(x)
+    return run

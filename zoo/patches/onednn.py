@@ -1,0 +1,71 @@
+"""PyTorch's private oneDNN ops behind the deploy forms' fused Linear layers (``zoo.layers.FusedLinear``).
+
+``torch.ops.mkldnn._reorder_linear_weight`` packs a Linear weight into oneDNN's blocked layout once;
+``torch.ops.mkldnn._linear_pointwise`` runs ``act(x W^T + b)`` on it in one pass. They are the kernels
+PyTorch's own compiler (inductor) emits on CPU, but they are private: their signatures may change in any
+release. The fast path is used only on a torch in :data:`SUPPORTED` whose build has both ops and whose ops
+pass a numeric self-check once; otherwise :func:`available` is False (with a warning that says why, on a
+torch outside the range) and the layer computes the same result with ``F.linear``.
+"""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from . import is_supported, warn_once
+
+__all__ = ['SUPPORTED', 'TESTED', 'available', 'why_unavailable', 'reorder_linear_weight', 'linear_pointwise']
+
+SUPPORTED = '>=2.9,<2.10'
+TESTED = '2.9.1'
+
+_state: dict = {}
+
+
+def _check() -> Optional[str]:
+    """None where the fast path can be used, else the reason it cannot."""
+    torch_version = torch.__version__
+    if not is_supported(torch_version, SUPPORTED):
+        return (f'zoo.patches.onednn supports torch{SUPPORTED} (tested with {TESTED}); torch {torch_version} is '
+                f'installed, so the deploy forms\' fused Linear layers use F.linear instead of oneDNN\'s '
+                f'private kernels (same results, slower on CPU)')
+    try:
+        if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, '_linear_pointwise')
+                and hasattr(torch.ops.mkldnn, '_reorder_linear_weight')):
+            return 'this torch build has no oneDNN linear ops'
+        x, w, b = torch.randn(3, 8), torch.randn(4, 8), torch.randn(4)
+        got = linear_pointwise(x, reorder_linear_weight(w, 3), b, 'relu')
+        if not torch.allclose(got, F.relu(F.linear(x, w, b)), atol=1e-5, rtol=1e-5):
+            return 'oneDNN\'s _linear_pointwise gave a different result than F.linear in the self-check'
+    except (AttributeError, RuntimeError, TypeError) as e:
+        return f'oneDNN\'s linear ops failed their self-check: {e}'
+    return None
+
+
+def why_unavailable() -> Optional[str]:
+    if 'reason' not in _state:
+        _state['reason'] = _check()
+    return _state['reason']
+
+
+def available() -> bool:
+    """The fast path can be used; decided once per process, with a warning where the torch version is the
+    reason it cannot."""
+    reason = why_unavailable()
+    if reason and 'supports torch' in reason:
+        warn_once(reason)
+    return reason is None
+
+
+_ALGORITHM = {'none': '', 'relu': '', 'gelu': 'none'}  # gelu's 'none': the exact erf form
+
+
+def reorder_linear_weight(weight: torch.Tensor, rows: int) -> torch.Tensor:
+    """``weight`` (out, in) packed for inputs of ``rows`` rows."""
+    return torch.ops.mkldnn._reorder_linear_weight(weight, rows)
+
+
+def linear_pointwise(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tensor], act: str) -> torch.Tensor:
+    """``act(x W^T + b)`` with ``W`` as packed by :func:`reorder_linear_weight`; ``act`` 'none', 'relu' or
+    'gelu'."""
+    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, act, [], _ALGORITHM[act])
