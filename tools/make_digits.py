@@ -13,13 +13,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from zoo.train import make_digits_imagefolder  # noqa: E402
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('root', nargs='?', default='data/digits')
     p.add_argument('--size', type=int, default=32, help='image side in pixels (the digits are 8x8)')
     p.add_argument('--val-fraction', type=float, default=0.25)
     p.add_argument('--seed', type=int, default=0)
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    a = build_parser().parse_args(argv)
     counts = make_digits_imagefolder(a.root, a.size, a.val_fraction, a.seed)
     print(f'{a.root}: {counts["train"]} train / {counts["val"]} val images, 10 classes, {a.size}x{a.size}')
 

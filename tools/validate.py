@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from zoo.train import validate  # noqa: E402
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--data-dir', required=True)
     p.add_argument('--split', default='val')
@@ -34,7 +34,11 @@ def main(argv=None):
     p.add_argument('--device', default='')
     p.add_argument('--trust-pickle', action='store_true', help='allow pickled objects in a checkpoint you trust')
     p.add_argument('--json', default='', help='also write the result to this file')
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    a = build_parser().parse_args(argv)
     result = validate(a.data_dir, a.model, a.checkpoint, a.split, a.deploy, a.use_ema, a.num_classes, a.img_size,
                       a.crop_pct, a.batch_size, a.workers, a.amp, a.channels_last, a.device, a.dataset,
                       a.trust_pickle)
