@@ -1,8 +1,9 @@
-"""torch.compile on every model, train and deploy form: dynamo captures each forward as one whole graph (no
-graph breaks, no fallback to eager) and the compiled model computes what eager computes, gradients and
-BatchNorm statistics included. ``aot_eager`` runs the captured graphs through AOTAutograd (forward and
-backward graphs, functionalized); inductor's generated C++ is checked on a few models that between them hold
-every kind of block: the local convolutions, SKA, the attention-bias gather, HiLo, region routing."""
+"""torch.compile on each family's smallest variant, train and deploy form: dynamo captures each forward as one
+whole graph (no graph breaks, no fallback to eager) and the compiled model computes what eager computes,
+gradients and BatchNorm statistics included. ``aot_eager`` runs the captured graphs through AOTAutograd
+(forward and backward graphs, functionalized); inductor's generated C++ is checked on a few models that
+between them hold every kind of block: the local convolutions, SKA, the attention-bias gather, HiLo, region
+routing."""
 import copy
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 from torch._dynamo.testing import CompileCounterWithBackend
 
 import zoo
-from conftest import MODELS, randomize_norms
+from conftest import SMALLEST, randomize_norms
 
 
 def _compile(model, backend):
@@ -25,8 +26,10 @@ def _close(got, want, tol):
     assert (got - want).abs().max().item() <= tol * scale
 
 
-def check_deploy(name, backend, tol, size=64):
-    deploy = zoo.reparameterize(randomize_norms(zoo.create_model(name).eval()))
+def check_deploy(name, backend, tol, size=64, model=None):
+    """The deploy form of ``model`` (built when not given) compiled whole, against eager."""
+    model = randomize_norms(zoo.create_model(name)) if model is None else model
+    deploy = zoo.reparameterize(model.eval())
     compiled, counter = _compile(deploy, backend)
     x = torch.randn(2, 3, size, size)
     with torch.no_grad():
@@ -36,8 +39,10 @@ def check_deploy(name, backend, tol, size=64):
     _close(got, want, tol)
 
 
-def check_train(name, backend, tol, size=64, batch=2):
-    model = randomize_norms(zoo.create_model(name)).train()
+def check_train(name, backend, tol, size=64, batch=2, model=None):
+    """The train form of ``model`` (built when not given) compiled whole, outputs, gradients and BatchNorm
+    statistics against eager; returns the model."""
+    model = (randomize_norms(zoo.create_model(name)) if model is None else model).train()
     twin = copy.deepcopy(model)
     compiled, counter = _compile(twin, backend)
     x = torch.randn(batch, 3, size, size)
@@ -59,16 +64,17 @@ def check_train(name, backend, tol, size=64, batch=2):
     for (bname, b), c in zip(model.named_buffers(), twin.buffers()):
         if b.is_floating_point():
             _close(c, b, tol)
+    return model
 
 
-@pytest.mark.parametrize('name', MODELS)
-def test_deploy_form_compiles_whole_and_matches_eager(name):
-    check_deploy(name, 'aot_eager', 1e-5)
-
-
-@pytest.mark.parametrize('name', MODELS)
-def test_train_form_compiles_whole_and_matches_eager_with_gradients(name):
-    check_train(name, 'aot_eager', 1e-4)
+@pytest.mark.parametrize('name', SMALLEST)
+def test_train_and_deploy_forms_compile_whole_and_match_eager(name):
+    """One build for both forms: the train form with gradients, then its deploy form, on each family's
+    smallest variant. A family's other variants run the same code at other widths and depths, so dynamo
+    captures the same kinds of graph from them (every variant's eager forward, deploy parity and FX / TorchScript
+    capture are checked in tests/test_contract.py, test_reparam.py and test_fx_script.py)."""
+    model = check_train(name, 'aot_eager', 1e-4)
+    check_deploy(name, 'aot_eager', 1e-5, model=model)
 
 
 @pytest.mark.parametrize('name', ['lsnet_t', 'biformer_t', 'litv2_s'])
