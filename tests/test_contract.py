@@ -1,4 +1,6 @@
-"""timm's model contract, for every registered zoo model."""
+"""timm's model contract, for every registered zoo model: each test on every variant up to 80M parameters, and
+the whole contract in one build on each larger one (``BIG``; the variants of a family share their code, so
+what the larger ones add is their size)."""
 import math
 
 import pytest
@@ -7,9 +9,14 @@ import torch
 from timm.models import group_parameters
 
 import zoo
-from conftest import randomize_norms
+from conftest import BIG, MODELS, count_params, randomize_norms, variants
 
 SMALL = 128  # a multiple of every model's total stride, small enough for CPU tests
+
+
+@pytest.fixture(params=variants([m for m in MODELS if m not in BIG]))
+def model_name(request):
+    return request.param
 
 
 def create(name, **kwargs):
@@ -28,20 +35,19 @@ def test_pretrained_cfg_has_every_field(model_name):
     assert model.get_submodule(cfg['classifier']).out_features == cfg['num_classes']
 
 
-@pytest.mark.parametrize('which', ['all', 'pair', 'last'])
-def test_features_only_matches_feature_info(model_name, which):
-    n = len(create(model_name).feature_info)
-    out_indices = {'all': tuple(range(n)), 'pair': (1, n - 1), 'last': (-1,)}[which]
-    model = create(model_name, features_only=True, out_indices=out_indices).eval()
+def test_features_only_matches_feature_info(model_name):
     full = create(model_name)
-    expected = [full.feature_info[i] for i in out_indices]
-    assert model.feature_info.channels() == [f['num_chs'] for f in expected]
-    assert model.feature_info.reduction() == [f['reduction'] for f in expected]
-    feats = model(torch.randn(2, 3, SMALL, SMALL + 64))
-    assert len(feats) == len(out_indices)
-    for f, info in zip(feats, expected):
-        assert f.shape == (2, info['num_chs'], math.ceil(SMALL / info['reduction']),
-                           math.ceil((SMALL + 64) / info['reduction']))
+    n = len(full.feature_info)
+    for out_indices in (tuple(range(n)), (1, n - 1), (-1,)):
+        model = create(model_name, features_only=True, out_indices=out_indices).eval()
+        expected = [full.feature_info[i] for i in out_indices]
+        assert model.feature_info.channels() == [f['num_chs'] for f in expected]
+        assert model.feature_info.reduction() == [f['reduction'] for f in expected]
+        feats = model(torch.randn(2, 3, SMALL, SMALL + 64))
+        assert len(feats) == len(out_indices)
+        for f, info in zip(feats, expected):
+            assert f.shape == (2, info['num_chs'], math.ceil(SMALL / info['reduction']),
+                               math.ceil((SMALL + 64) / info['reduction']))
 
 
 def test_forward_is_features_then_head(model_name):
@@ -152,20 +158,74 @@ def test_drop_path_is_stochastic_in_training_only(model_name):
         torch.testing.assert_close(dropped(x), plain(x))
 
 
-@pytest.mark.parametrize('size', [(64, 64), (192, 320), (256, 128), (100, 150), (77, 33)])
-def test_input_sizes(model_name, size):
+def test_input_sizes(model_name):
     """Any multiple of the total stride works; other sizes either work, each feature map being the input
     size divided by its reduction (rounded up, or down for a patchify stem), or are refused with an error
     that names the multiple."""
     model = create(model_name, features_only=True).eval()
     stride = max(model.feature_info.reduction())
-    x = torch.randn(1, 3, *size)
-    try:
-        feats = model(x)
-    except ValueError as e:
-        assert size[0] % stride or size[1] % stride, f'{size} is a multiple of {stride} but was refused'
-        assert 'multiple' in str(e)
-        return
-    for f, r in zip(feats, model.feature_info.reduction()):
-        for got, n in zip(f.shape[-2:], size):
-            assert got in (n // r, math.ceil(n / r)), (f.shape, size, r)
+    for size in [(64, 64), (192, 320), (256, 128), (100, 150), (77, 33)]:
+        x = torch.randn(1, 3, *size)
+        try:
+            feats = model(x)
+        except ValueError as e:
+            assert size[0] % stride or size[1] % stride, f'{size} is a multiple of {stride} but was refused'
+            assert 'multiple' in str(e)
+            continue
+        for f, r in zip(feats, model.feature_info.reduction()):
+            for got, n in zip(f.shape[-2:], size):
+                assert got in (n // r, math.ceil(n / r)), (f.shape, size, r)
+
+
+@pytest.mark.slow
+def test_big_is_every_variant_above_80m_parameters():
+    """Each family registers its variants smallest first: its first ``BIG`` variant is above 80M parameters,
+    the one before it is not, and none after it is small again (counted on the meta device)."""
+    for family in zoo.families():
+        names = family.models()
+        big = [i for i, n in enumerate(names) if n in BIG]
+        if big:
+            assert big == list(range(big[0], len(names))), (family.name, names)
+            assert count_params(names[big[0]]) > 80e6
+        if len(big) < len(names):
+            assert count_params(names[len(names) - len(big) - 1]) <= 80e6, family.name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', BIG)
+def test_big_variant_meets_the_contract(name):
+    """The contract in one build of a large variant, at a small input: the pretrained cfg, features then
+    head, intermediates against feature_info, parameter groups, classifier reset and input checks."""
+    model = randomize_norms(create(name)).eval()
+    cfg = model.pretrained_cfg
+    for key in ('input_size', 'mean', 'std', 'crop_pct', 'interpolation', 'num_classes', 'classifier', 'first_conv'):
+        assert cfg.get(key) is not None, key
+    assert isinstance(model.get_submodule(cfg['first_conv']), torch.nn.Conv2d)
+    assert model.get_submodule(cfg['classifier']).out_features == cfg['num_classes'] == 1000
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        feats = model.forward_features(x)
+        pre = model.forward_head(feats, pre_logits=True)
+        logits = model(x)
+        final, inter = model.forward_intermediates(x)
+        only = model.forward_intermediates(x, indices=[0, 2], intermediates_only=True)
+    assert feats.shape[:2] == (1, model.num_features) and pre.shape == (1, model.head_hidden_size)
+    torch.testing.assert_close(model.get_classifier()(pre), logits)
+    torch.testing.assert_close(final, feats)
+    assert len(inter) == len(model.feature_info)
+    for f, info in zip(inter, model.feature_info):
+        assert f.shape == (1, info['num_chs'], math.ceil(64 / info['reduction']), math.ceil(96 / info['reduction']))
+    torch.testing.assert_close(only[1], inter[2])
+    names = {n for n, _ in model.named_parameters()}
+    assert model.no_weight_decay() <= names
+    for coarse in (False, True):
+        groups = group_parameters(model, model.group_matcher(coarse=coarse))
+        assert sorted(n for g in groups.values() for n in g) == sorted(names)
+    with pytest.raises(ValueError, match='built for 3 input channels, got 1'):
+        model(torch.randn(1, 1, 64, 64))
+    model.reset_classifier(10)
+    with torch.no_grad():
+        assert model(x).shape == (1, 10)
+    model.reset_classifier(0)
+    with torch.no_grad():
+        assert model(x).shape == (1, model.head_hidden_size)

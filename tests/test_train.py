@@ -202,6 +202,8 @@ def test_resume_after_kill_gives_the_same_weights(digits, tmp_path):
     assert a['metrics'] == b['metrics']
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group('runs')
 def test_two_process_torchrun(digits, tmp_path):
     """Two processes with half the batch each: the same global batch and lr as the single-process recipe, so
     the accuracy must be in line with it (>= 90%)."""
