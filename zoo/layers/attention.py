@@ -19,7 +19,7 @@ def pad_to_multiple(x: torch.Tensor, multiple_h: int, multiple_w: Optional[int] 
     mult_w = multiple_h if multiple_w is None or multiple_w == 0 else multiple_w
     H, W = (x.shape[1], x.shape[2]) if channels_last else (x.shape[-2], x.shape[-1])
     pad_b, pad_r = -H % multiple_h, -W % mult_w
-    if pad_b > 0 or pad_r > 0:
+    if pad_b != 0 or pad_r != 0:  # not `> 0`: a dynamic-size torch.compile graph then skipped the padding
         x = F.pad(x, [0, 0, 0, pad_r, 0, pad_b] if channels_last else [0, pad_r, 0, pad_b])
     return x, H, W
 
