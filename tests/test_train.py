@@ -1,11 +1,13 @@
 """Classification training (tools/train.py) and evaluation (tools/validate.py) on a real, small dataset:
 scikit-learn's handwritten digits written as an image folder (shipped with the package, never downloaded)."""
 import csv
+import errno
 import math
 import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ import yaml
 
 import zoo
 from zoo.train import (ConfigError, load_config, load_training_checkpoint, make_digits_imagefolder,
-                       parse_train_args, train, validate)
+                       parse_train_args, save_training_checkpoint, train, validate)
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS_RECIPE = ROOT / 'configs' / 'digits' / 'lsnet_t.yaml'
@@ -237,3 +239,53 @@ def test_bad_resume_and_validate_inputs(digits, tmp_path):
         validate(str(digits), 'lsnet_xxl', workers=0)
     with pytest.raises(ValueError, match='name the model'):
         validate(str(digits), workers=0)
+
+
+# ------------------------------------------------------------------------------------------ one run per folder
+
+def test_checkpoint_saves_are_atomic_and_private(tmp_path, monkeypatch):
+    """Two writers of one checkpoint both succeed (each renames its own temporary file); a save that fails
+    (a full disk) or is interrupted leaves the previous file intact and no temporary file, and the error
+    names the path."""
+    path = tmp_path / 'last.pth'
+    save_training_checkpoint(str(path), {'epoch': 0})
+    real_save = torch.save
+    both_written = threading.Barrier(2, timeout=10)
+
+    def save_then_wait(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        both_written.wait()
+
+    monkeypatch.setattr(torch, 'save', save_then_wait)
+    errors = []
+
+    def writer(epoch):
+        try:
+            save_training_checkpoint(str(path), {'epoch': epoch})
+        except Exception as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(epoch,)) for epoch in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert torch.load(path, weights_only=True)['epoch'] in (1, 2)
+
+    def fail(exc):
+        def save(obj, f, *args, **kwargs):
+            f.write(b'PK\x03\x04 part of a checkpoint')
+            raise exc
+        return save
+
+    intact = path.read_bytes()
+    monkeypatch.setattr(torch, 'save', fail(OSError(errno.ENOSPC, 'No space left on device')))
+    with pytest.raises(OSError, match=rf'{path} \(No space left on device\)') as info:
+        save_training_checkpoint(str(path), {'epoch': 3})
+    assert info.value.errno == errno.ENOSPC
+    monkeypatch.setattr(torch, 'save', fail(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        save_training_checkpoint(str(path), {'epoch': 3})
+    assert path.read_bytes() == intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['last.pth']

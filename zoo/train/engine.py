@@ -19,6 +19,7 @@ import math
 import os
 import random
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
@@ -91,11 +92,23 @@ def _set_rng_state(state: Dict[str, Any]) -> None:
 # ----------------------------------------------------------------------------------------------- checkpoints
 
 def save_training_checkpoint(path: str, state: Dict[str, Any]) -> None:
-    """Write atomically (a temporary file renamed over ``path``): a run killed while saving keeps its
-    previous checkpoint."""
-    tmp = path + '.tmp'
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Write atomically: into a temporary file of this call's own (``<path>.<pid>.<random>.tmp``), synced, then
+    renamed over ``path``. A run killed or failing while saving (a full disk) keeps its previous checkpoint, and
+    two writers never rename each other's file."""
+    tmp = f'{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp'
+    try:
+        with open(tmp, 'xb') as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if isinstance(e, OSError):
+            raise OSError(e.errno, f'could not write the checkpoint {path} ({e.strerror or e}); the previous '
+                                   f'{os.path.basename(path)}, if any, is left as it was') from e
+        raise
 
 
 def load_training_checkpoint(path: str) -> Dict[str, Any]:
