@@ -2,8 +2,10 @@
 scikit-learn's handwritten digits written as an image folder (shipped with the package, never downloaded)."""
 import csv
 import errno
+import importlib
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,8 +17,8 @@ import torch
 import yaml
 
 import zoo
-from zoo.train import (ConfigError, load_config, load_training_checkpoint, make_digits_imagefolder,
-                       parse_train_args, save_training_checkpoint, train, validate)
+from zoo.train import (ConfigError, OutputFolderError, load_config, load_training_checkpoint,
+                       make_digits_imagefolder, parse_train_args, save_training_checkpoint, train, validate)
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS_RECIPE = ROOT / 'configs' / 'digits' / 'lsnet_t.yaml'
@@ -37,6 +39,35 @@ def _args(digits, output, *extra):
 def _run(cmd, env_extra=None, **kw):
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1', **(env_extra or {}))
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, **kw)
+
+
+@pytest.fixture(scope='module')
+def small_digits(tmp_path_factory):
+    """The digits at 16 px, 16 training and 5 validation images per class: an epoch takes a few seconds."""
+    root = tmp_path_factory.mktemp('small_digits')
+    make_digits_imagefolder(root, size=16)
+    for split, keep in (('train', 16), ('val', 5)):
+        for folder in (root / split).iterdir():
+            for path in sorted(folder.iterdir())[keep:]:
+                path.unlink()
+    return root
+
+
+def _small_args(data, output, *extra):
+    return _args(data, output, '--epochs', '1', '--img-size', '16', '--batch-size', '32', *extra)
+
+
+@pytest.fixture(scope='module')
+def small_run(small_digits, tmp_path_factory):
+    """The output folder of a finished one-epoch run on ``small_digits`` (copy it before changing it)."""
+    output = tmp_path_factory.mktemp('small_run')
+    train(_small_args(small_digits, output))
+    return output
+
+
+def _copy(src, dst):
+    shutil.copytree(src, dst)
+    return dst
 
 
 # ------------------------------------------------------------------------------------------ data and recipes
@@ -242,6 +273,59 @@ def test_bad_resume_and_validate_inputs(digits, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ one run per folder
+
+def test_finished_run_is_not_overwritten(small_digits, small_run, tmp_path):
+    """A second run into a folder that holds one is refused and leaves its files as they were; --overwrite
+    starts over (one header in summary.csv, one run in the log)."""
+    output = _copy(small_run, tmp_path / 'run')
+    before = {name: (output / name).read_bytes() for name in ('last.pth', 'model_best.pth', 'summary.csv')}
+    with pytest.raises(OutputFolderError, match=rf'{output} holds a run already .*--resume auto.*--overwrite'):
+        train(_small_args(small_digits, output))
+    assert before == {name: (output / name).read_bytes() for name in before}
+    train(_small_args(small_digits, output, '--overwrite', '--seed', '1'))
+    rows = list(csv.reader(open(output / 'summary.csv')))
+    assert len(rows) == 2 and rows[0][0] == 'epoch'
+    assert (output / 'log.txt').read_text().count('1 process(es)') == 1
+    assert (output / 'last.pth').read_bytes() != before['last.pth']
+    with pytest.raises(SystemExit):
+        _small_args(small_digits, output, '--overwrite', '--resume', 'auto')
+
+
+def test_output_folder_is_locked(small_digits, tmp_path):
+    """A run into a folder that another process is training into stops at once, naming the folder and the
+    other process; nothing is written."""
+    output = tmp_path / 'run'
+    output.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, '-c', 'import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); '
+         'fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b"%d" % os.getpid()); print("locked", flush=True); '
+         'time.sleep(60)', str(output / 'train.lock')], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'locked'
+        with pytest.raises(OutputFolderError, match=rf'{output} is in use by another training run \(pid {holder.pid}'):
+            train(_small_args(small_digits, output))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sorted(p.name for p in output.iterdir()) == ['train.lock']
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group('runs')
+def test_two_process_run_into_a_used_folder(small_digits, tmp_path):
+    """Under torchrun only the main process locks and checks the output folder, and its refusal stops every
+    process (no hang in the next collective)."""
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29632',
+           'tools/train.py', '--config', str(DIGITS_RECIPE), '--data-dir', str(small_digits), '--output',
+           str(tmp_path), '--workers', '0', '--no-progress', '--batch-size', '16', '--epochs', '1', '--img-size', '16']
+    first = _run(cmd, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert load_training_checkpoint(str(tmp_path / 'last.pth'))['world_size'] == 2
+    again = _run(cmd, timeout=600)
+    assert again.returncode != 0
+    # the other process gets the main one's refusal (without it, it would wait in DDP's first collective)
+    assert f'[rank1]: zoo.train.engine.OutputFolderError: output folder {tmp_path} holds a run' in again.stderr
+
 
 def test_checkpoint_saves_are_atomic_and_private(tmp_path, monkeypatch):
     """Two writers of one checkpoint both succeed (each renames its own temporary file); a save that fails

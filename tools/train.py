@@ -6,7 +6,8 @@
     python tools/train.py --config configs/digits/lsnet_t.yaml      # the small real dataset (tools/make_digits.py)
 
 A recipe file sets the defaults; options on the command line override it (``--help`` lists them all).
-Resume a killed run with ``--resume <output>/last.pth`` (or ``--resume auto``).
+Resume a killed run with ``--resume <output>/last.pth`` (or ``--resume auto``). An output folder that holds a run
+is only written by ``--resume`` or ``--overwrite`` (which deletes that run and starts over); see docs/training.md.
 """
 import json
 import os

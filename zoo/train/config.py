@@ -128,6 +128,10 @@ def train_parser() -> argparse.ArgumentParser:
     g.add_argument('--output', default='output/train', help='directory for checkpoints and logs')
     g.add_argument('--experiment', default='', help='sub-directory of --output for this run (default: none)')
     g.add_argument('--resume', default='', help="a checkpoint from this script ('auto': <output>/last.pth if any)")
+    g.add_argument('--overwrite', action='store_true',
+                   help='start a new run in an output folder that holds one, deleting its checkpoints, '
+                        'summary.csv, log.txt and TensorBoard events (without it, or --resume, such a folder is '
+                        'refused)')
     g.add_argument('--eval-metric', default='top1', choices=['top1', 'top5', 'loss'])
     g.add_argument('--log-interval', type=int, default=50, help='batches between log lines')
     g.add_argument('--log-tensorboard', action='store_true', help='TensorBoard event files in the output dir')
@@ -146,4 +150,8 @@ def parse_train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace
         if unknown:
             raise ConfigError(f'recipe {pre.config} sets unknown options: {", ".join(unknown)}')
         parser.set_defaults(**cfg)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.resume and args.overwrite:
+        parser.error('argument --overwrite: not allowed with --resume (--overwrite starts a new run, --resume '
+                     'continues one)')
+    return args

@@ -11,17 +11,28 @@ depth depend only on those numbers and the state at its start. Checkpoints are w
 epoch with the whole state (model, optimizer, scheduler, EMA, gradient scaler, epoch, update count, best
 metric, RNG states), so a run that is killed and resumed from its last checkpoint repeats the interrupted
 epoch exactly as the uninterrupted run did.
+
+One output folder, one run. The main process holds a lock on ``<output>/train.lock`` for the run's life (a
+second run into the folder stops at once, naming the holder's pid), and a folder that holds a run's files is
+only written by ``--resume`` (continue it) or ``--overwrite`` (delete them and start over).
 """
 import argparse
 import contextlib
+import glob
 import logging
 import math
 import os
 import random
+import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock on the output folder
+    fcntl = None
 
 import numpy as np
 import torch
@@ -38,7 +49,7 @@ from ..weights import check_state_dict, read_checkpoint
 from .data import build_loader
 
 __all__ = ['train', 'evaluate', 'eval_transform', 'amp_dtype_for', 'load_initial_checkpoint', 'setup_distributed',
-           'save_training_checkpoint', 'load_training_checkpoint']
+           'save_training_checkpoint', 'load_training_checkpoint', 'OutputFolderError']
 
 _logger = logging.getLogger('zoo.train')
 
@@ -124,6 +135,63 @@ def load_training_checkpoint(path: str) -> Dict[str, Any]:
         raise ValueError(f'{path} is not a training checkpoint of tools/train.py (no {", ".join(missing)}); '
                          'to start from its weights use --initial-checkpoint')
     return state
+
+
+# ----------------------------------------------------------------------------------------------- output folder
+
+class OutputFolderError(RuntimeError):
+    """An output folder that another run is writing, or that holds a run and was not given to resume it."""
+
+
+_LOCK_FILE = 'train.lock'
+# what a run writes into its output folder
+_RUN_FILES = ('last.pth', 'model_best.pth', 'summary.csv')
+
+
+@contextlib.contextmanager
+def _output_lock(output: str):
+    """Hold an exclusive ``flock`` on ``<output>/train.lock`` (with this process's pid in it) until the block
+    ends; the system releases it too when the process dies, however it dies."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(os.path.join(output, _LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode(errors='replace').strip() or 'unknown'
+            raise OutputFolderError(
+                f'output folder {output} is in use by another training run (pid {owner}, holding '
+                f'{os.path.join(output, _LOCK_FILE)}): wait for it to end, or choose another --output / '
+                '--experiment') from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f'{os.getpid()}\n'.encode(), 0)
+        yield
+        os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)
+
+
+def _claim_output(output: str, args: argparse.Namespace) -> None:
+    """Make ``output`` this run's (under its lock): a folder holding a run is refused unless the run is resumed
+    or ``--overwrite`` is given; a new run deletes what an earlier one left (with ``--overwrite``: its
+    checkpoints, summary, log and TensorBoard events), so nothing of two runs mixes."""
+    present = [name for name in _RUN_FILES if os.path.exists(os.path.join(output, name))]
+    resuming = bool(args.resume) and (args.resume != 'auto' or 'last.pth' in present)
+    if present and not resuming and not args.overwrite:
+        how = '--resume <checkpoint>' if args.resume else '--resume auto'
+        raise OutputFolderError(
+            f'output folder {output} holds a run already ({", ".join(present)}): continue it with {how}, delete it '
+            'and start over with --overwrite, or choose another --output / --experiment')
+    # temporary files of saves that a killed process left: no other process writes here while the lock is held
+    for stale in glob.glob(os.path.join(glob.escape(output), '*.pth.*.tmp')):
+        os.remove(stale)
+    if not resuming:
+        for name in _RUN_FILES + ('log.txt',):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(output, name))
+        shutil.rmtree(os.path.join(output, 'tensorboard'), ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------------------------- evaluation
@@ -265,6 +333,7 @@ class _Run:
     ema: Optional[Any]
     mixup_fn: Optional[Any]
     criterion: nn.Module
+    resume: Optional[Tuple[str, Dict[str, Any]]] = None  # (path, checkpoint) to continue from
     start_epoch: int = 0
     num_updates: int = 0
     best: Dict[str, Any] = field(default_factory=lambda: {'metric': None, 'epoch': None})
@@ -277,13 +346,15 @@ class _Run:
 def train(args: argparse.Namespace) -> Dict[str, Any]:
     """Run the training that ``args`` describe (see :func:`zoo.train.config.train_parser`); returns the last
     and best evaluation results and the output directory."""
-    run = _setup(args)
-    resume = args.resume
-    if resume == 'auto':
-        last = os.path.join(run.output, 'last.pth')
-        resume = last if os.path.isfile(last) else ''
-    if resume:
-        _resume(run, resume)
+    with contextlib.ExitStack() as cleanup:  # the output folder's lock and log file, however the run ends
+        return _train(_setup(args, cleanup))
+
+
+def _train(run: _Run) -> Dict[str, Any]:
+    args = run.args
+    if run.resume is not None:
+        _resume(run, *run.resume)
+        run.resume = None
     train_model: nn.Module = run.model
     if run.world_size > 1:
         train_model = nn.parallel.DistributedDataParallel(
@@ -319,8 +390,9 @@ def train(args: argparse.Namespace) -> Dict[str, Any]:
     return result
 
 
-def _setup(args: argparse.Namespace) -> _Run:
-    """Processes, output folder and log, data, model, optimizer, schedule, loss: everything before epoch 0."""
+def _setup(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> _Run:
+    """Processes, output folder and log, data, model, optimizer, schedule, loss: everything before epoch 0.
+    What must be undone when the run ends (the lock, the log file) goes on ``cleanup``."""
     device, world_size, rank, _ = setup_distributed(args.device)
     if args.deterministic:
         torch.use_deterministic_algorithms(True)
@@ -333,9 +405,27 @@ def _setup(args: argparse.Namespace) -> _Run:
     _seed_epoch(args.seed, -1, 0)  # the same initial weights in every process
 
     output = args.output if not args.experiment else os.path.join(args.output, args.experiment)
-    if rank == 0:
+    refusal = ''
+    if rank == 0:  # the only process that writes
         os.makedirs(output, exist_ok=True)
-        _setup_logging(os.path.join(output, 'log.txt'))
+        try:
+            cleanup.enter_context(_output_lock(output))
+            _claim_output(output, args)
+        except OutputFolderError as e:
+            refusal = str(e)
+    if world_size > 1:  # every process stops, not only the main one
+        message = [refusal]
+        dist.broadcast_object_list(message, src=0)
+        refusal = message[0]
+    if refusal:
+        raise OutputFolderError(refusal)
+    if rank == 0:
+        cleanup.callback(_close_logging, _setup_logging(os.path.join(output, 'log.txt')))
+    resume = args.resume
+    if resume == 'auto':
+        last = os.path.join(output, 'last.pth')
+        resume = last if os.path.isfile(last) else ''
+    resume_state = load_training_checkpoint(resume) if resume else None
 
     # data config from the model's pretrained_cfg, overridden by the options given
     train_set = create_dataset(args.dataset, root=args.data_dir, split=args.train_split, is_training=True,
@@ -380,7 +470,8 @@ def _setup(args: argparse.Namespace) -> _Run:
                 model=model, num_classes=num_classes, data_config=data_config, train_set=train_set,
                 val_set=val_set, train_loader=train_loader, val_loader=val_loader, lr=lr, optimizer=optimizer,
                 scheduler=scheduler, num_epochs=num_epochs, scaler=scaler, ema=ema, mixup_fn=mixup_fn,
-                criterion=criterion)
+                criterion=criterion,
+                resume=(resume, resume_state) if resume_state is not None else None)
 
 
 def _loss(args: argparse.Namespace, num_classes: int) -> Tuple[Optional[Mixup], nn.Module]:
@@ -395,10 +486,9 @@ def _loss(args: argparse.Namespace, num_classes: int) -> Tuple[Optional[Mixup], 
     return None, nn.CrossEntropyLoss()
 
 
-def _resume(run: _Run, path: str) -> None:
+def _resume(run: _Run, path: str, state: Dict[str, Any]) -> None:
     """Continue ``run`` from a training checkpoint: weights, optimizer, schedule, EMA, scaler, random state.
     Every check comes before anything is copied: a refused resume leaves the model as it was."""
-    state = load_training_checkpoint(path)
     if state['arch'] != run.args.model:
         raise ValueError(f'{path} was written for {state["arch"]}, not {run.args.model}')
     if run.ema is not None and 'state_dict_ema' not in state:
@@ -448,6 +538,7 @@ def _record_epoch(run: _Run, epoch: int, train_metrics: Dict[str, float], eval_m
         run.best = best = {'metric': metric, 'epoch': epoch}
     state = {
         'arch': args.model, 'epoch': epoch, 'num_updates': run.num_updates, 'num_classes': run.num_classes,
+        'world_size': run.world_size,
         'state_dict': run.model.state_dict(), 'optimizer': run.optimizer.state_dict(),
         'scheduler': run.scheduler.state_dict(), 'rng': rng, 'best': best, 'metrics': eval_metrics,
         'data_config': {k: (list(v) if isinstance(v, tuple) else v) for k, v in run.data_config.items()},
@@ -527,12 +618,17 @@ def _train_one_epoch(epoch, model, loader, optimizer, criterion, scheduler, num_
     return {'loss': loss_sum / max(seen, 1), 'images_per_s': seen / max(time.time() - t0, 1e-9)}, num_updates
 
 
-def _setup_logging(path: str) -> None:
+def _setup_logging(path: str) -> logging.FileHandler:
+    """Log to the console and to ``path`` (appended to); returns the file's handler."""
     _logger.setLevel(logging.INFO)
-    if not any(isinstance(h, logging.FileHandler) and h.baseFilename == os.path.abspath(path)
-               for h in _logger.handlers):
-        fh = logging.FileHandler(path)
-        fh.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
-        _logger.addHandler(fh)
+    fh = logging.FileHandler(path)
+    fh.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
+    _logger.addHandler(fh)
     if not any(type(h) is logging.StreamHandler for h in _logger.handlers):
         _logger.addHandler(logging.StreamHandler())
+    return fh
+
+
+def _close_logging(handler: logging.Handler) -> None:
+    _logger.removeHandler(handler)
+    handler.close()
