@@ -17,7 +17,7 @@ import torch
 import yaml
 
 import zoo
-from zoo.train import (ConfigError, OutputFolderError, load_config, load_training_checkpoint,
+from zoo.train import (ConfigError, DatasetError, OutputFolderError, load_config, load_training_checkpoint,
                        make_digits_imagefolder, parse_train_args, save_training_checkpoint, train, validate)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -373,3 +373,46 @@ def test_checkpoint_saves_are_atomic_and_private(tmp_path, monkeypatch):
         save_training_checkpoint(str(path), {'epoch': 3})
     assert path.read_bytes() == intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ['last.pth']
+
+
+# ------------------------------------------------------------------------------------------ class maps
+
+def test_class_map_labels_by_name(small_digits, small_run, tmp_path, monkeypatch):
+    """The checkpoint keeps the class names; a validation split without class 3 keeps every other label (no
+    shift), one with a class the model does not know is refused, naming it."""
+    state = load_training_checkpoint(str(small_run / 'last.pth'))
+    assert state['class_names'] == [str(d) for d in range(10)]
+    data = _copy(small_digits, tmp_path / 'data')
+    shutil.rmtree(data / 'val' / '3')
+    validate_module = importlib.import_module('zoo.train.validate')  # the attribute zoo.train.validate is the function
+    seen = []
+    real_evaluate = validate_module.evaluate
+
+    def evaluate(model, loader, *args, **kwargs):
+        seen.extend(loader.dataset.reader.samples)
+        return real_evaluate(model, loader, *args, **kwargs)
+
+    monkeypatch.setattr(validate_module, 'evaluate', evaluate)
+    result = validate(str(data), checkpoint=str(small_run / 'last.pth'), workers=0)
+    assert result['images'] == 45 and len(seen) == 45
+    assert all(target == int(Path(path).parent.name) for path, target in seen)
+    (data / 'val' / 'x').mkdir()
+    shutil.copy(next((data / 'val' / '0').iterdir()), data / 'val' / 'x' / 'a.png')
+    with pytest.raises(DatasetError, match=r'class\(es\) x, which are not among the 10 classes of --checkpoint'):
+        validate(str(data), checkpoint=str(small_run / 'last.pth'), workers=0)
+
+
+def test_empty_or_changed_training_classes(small_digits, small_run, tmp_path):
+    """An empty class folder stops the run before its first step, naming it; resuming on other classes is
+    refused, naming them."""
+    data = _copy(small_digits, tmp_path / 'data')
+    for path in (data / 'train' / '3').iterdir():
+        path.unlink()
+    with pytest.raises(DatasetError, match=r'--train-split train: class folder\(s\) 3 of .* hold no images'):
+        train(_small_args(data, tmp_path / 'a'))
+    assert not (tmp_path / 'a' / 'last.pth').exists()
+    (data / 'train' / '3').rmdir()
+    (data / 'train' / '9').rename(data / 'train' / 'nine')
+    output = _copy(small_run, tmp_path / 'run')
+    with pytest.raises(ValueError, match='not in the checkpoint: nine; missing from the data: 3, 9'):
+        train(_small_args(data, output, '--resume', 'auto'))

@@ -1,10 +1,10 @@
 """Classification training and evaluation (``tools/train.py``, ``tools/validate.py``)."""
 from .config import ConfigError, load_config, parse_train_args, train_parser
-from .data import ShardSampler, build_loader, make_digits_imagefolder
+from .data import DatasetError, ShardSampler, build_loader, make_digits_imagefolder
 from .engine import (OutputFolderError, evaluate, load_training_checkpoint, save_training_checkpoint,
                      setup_distributed, train)
 from .validate import read_training_checkpoint, validate
 
-__all__ = ['ConfigError', 'load_config', 'parse_train_args', 'train_parser', 'ShardSampler', 'build_loader',
-           'make_digits_imagefolder', 'OutputFolderError', 'evaluate', 'load_training_checkpoint',
+__all__ = ['ConfigError', 'load_config', 'parse_train_args', 'train_parser', 'DatasetError', 'ShardSampler',
+           'build_loader', 'make_digits_imagefolder', 'OutputFolderError', 'evaluate', 'load_training_checkpoint',
            'save_training_checkpoint', 'setup_distributed', 'train', 'read_training_checkpoint', 'validate']

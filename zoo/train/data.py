@@ -1,19 +1,149 @@
 """Datasets and loaders for classification training, and a small real dataset for tests and demos.
 
-Datasets come from timm's ``create_dataset`` (image folders, and timm's readers for other formats); the
-transforms are timm's ``create_transform``; batches are sharded across processes by
+Datasets come from timm (its image dataset and folder reader, and its readers for other formats through
+``create_dataset``); the transforms are timm's ``create_transform``; batches are sharded across processes by
 ``torch.utils.data.DistributedSampler`` (training) or a plain stride (evaluation, no padding, so every image
 is counted once).
+
+Image folders (``<data-dir>/<split>/<class>/<image>``) are checked before anything runs: the split folder must
+exist, no class folder may be empty, and an evaluation split is labelled through the class map the model was
+trained with (class names in index order), by name. Its folders may be a subset of the map (the other classes
+are not evaluated, every label stays right); a folder of a class the map does not hold is an error. An image
+that cannot be read fails with its path, where timm would log the failure and substitute the next image.
 """
 import os
 from pathlib import Path
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
+from timm.data import ImageDataset, create_dataset
+from timm.data.readers.reader_image_folder import ReaderImageFolder
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
-__all__ = ['make_digits_imagefolder', 'ShardSampler', 'build_loader']
+__all__ = ['make_digits_imagefolder', 'ShardSampler', 'build_loader', 'DatasetError', 'ImageFolderDataset',
+           'split_folder', 'build_dataset', 'class_names_of', 'apply_class_map']
+
+# the folder names timm's create_dataset also accepts for a split
+_SPLIT_SYNONYMS = (('train', 'training'), ('val', 'valid', 'validation', 'eval', 'evaluation'))
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used as given: a missing folder, an empty or unknown class folder, an image that
+    cannot be read."""
+
+
+def _listing(names: Sequence[str], most: int = 20) -> str:
+    names = list(names)
+    return ', '.join(names[:most]) + (f', ... ({len(names) - most} more)' if len(names) > most else '')
+
+
+def split_folder(data_dir: str, split: str, option: str = '--split') -> str:
+    """The folder of ``split`` in the image-folder dataset ``data_dir`` (or one of timm's synonyms for it:
+    ``val`` also finds ``validation``, ...). Unlike timm, a missing split folder is an error, not ``data_dir``
+    itself: training and evaluation would otherwise read the same images."""
+    if not data_dir:
+        raise DatasetError('--data-dir is not set: give the dataset root, which holds <split>/<class>/<image>')
+    if not os.path.isdir(data_dir):
+        raise DatasetError(f'--data-dir {data_dir}: no such folder (expected the dataset root, which holds '
+                           f'{split}/<class>/<image>)')
+    name = split.split('[')[0]
+    candidates = [name] + [s for group in _SPLIT_SYNONYMS if name in group for s in group if s != name]
+    for candidate in candidates:
+        folder = os.path.join(data_dir, candidate)
+        if os.path.isdir(folder):
+            return folder
+    present = sorted(e.name for e in os.scandir(data_dir) if e.is_dir() and not e.name.startswith('.'))
+    raise DatasetError(f'{option} {split}: no folder {os.path.join(data_dir, name)} (--data-dir {data_dir} holds '
+                       f'{_listing(present) or "no folders"}); pass the split folder\'s name as {option}')
+
+
+class ImageFolderDataset(ImageDataset):
+    """timm's ``ImageDataset`` that fails on an image it cannot read, naming the file. timm logs the failure and
+    returns the next image instead, which counts that one twice in an evaluation and hides the damage."""
+
+    def __getitem__(self, index):
+        try:
+            img, target = self.reader[index][:2]
+            img = img.read() if self.load_bytes else Image.open(img)
+            if not self.load_bytes and self.input_img_mode:
+                img = img.convert(self.input_img_mode)  # decodes the pixels: a truncated file fails here
+        except Exception as e:
+            raise DatasetError(f'{self.reader.filename(index, absolute=True)}: cannot be read as an image '
+                               f'({type(e).__name__}: {e}); replace or remove the file') from e
+        if self.transform is not None:
+            img = self.transform(img)
+        if target is None:
+            target = -1
+        elif self.target_transform is not None:
+            target = self.target_transform(target)
+        return img, target
+
+
+def build_dataset(dataset: str, data_dir: str, split: str, option: str = '--split', **kwargs):
+    """The dataset of ``split``: an :class:`ImageFolderDataset` of ``<data_dir>/<split>`` (checked by
+    :func:`split_folder`; no class folder may be empty) for the default ``dataset=''`` and a ``data_dir``
+    folder, else timm's ``create_dataset`` (``kwargs`` go to it)."""
+    if dataset or (data_dir and os.path.isfile(data_dir)):
+        return create_dataset(dataset, root=data_dir, split=split, **kwargs)
+    root = split_folder(data_dir, split, option)
+    try:
+        ds = ImageFolderDataset(root)
+    except RuntimeError as e:  # timm's 'Found 0 images in subfolders of ...'
+        raise DatasetError(f'{option} {split}: {e}') from e
+    empty = _empty_class_folders(ds.reader)
+    if empty:
+        raise DatasetError(f'{option} {split}: class folder(s) {_listing(empty)} of {root} hold no images: add '
+                           'their images or remove the folders')
+    return ds
+
+
+def _empty_class_folders(reader) -> List[str]:
+    """The folders directly in the reader's root that hold no image, in the ``<class>/<image>`` layout (where
+    every class found is such a folder); none for other layouts."""
+    if not isinstance(reader, ReaderImageFolder):
+        return []
+    folders = [e.name for e in os.scandir(reader.root) if e.is_dir() and not e.name.startswith('.')]
+    if not set(reader.class_to_idx) <= set(folders):
+        return []
+    return sorted(f for f in folders if f not in reader.class_to_idx)
+
+
+def class_names_of(dataset) -> Optional[List[str]]:
+    """The dataset's class names in index order (its reader's ``class_to_idx``), or None if it has none."""
+    class_to_idx = getattr(getattr(dataset, 'reader', None), 'class_to_idx', None)
+    if not class_to_idx:
+        return None
+    return [str(name) for name in sorted(class_to_idx, key=class_to_idx.get)]
+
+
+def apply_class_map(dataset, class_names: Sequence[str], option: str = '--split', source: str = 'the model') \
+        -> List[str]:
+    """Label ``dataset`` (built by :func:`build_dataset`) with ``class_names``, the classes in the model's index
+    order, by name: a folder ``c`` gets the index of ``c`` in ``class_names`` whatever other folders there are.
+    A class of the data that is not in ``class_names`` is an error; returns the classes of ``class_names``
+    that the data lacks (they are not evaluated)."""
+    class_names = [str(c) for c in class_names]
+    index = {name: i for i, name in enumerate(class_names)}
+    own = class_names_of(dataset)
+    if own is None:
+        return []
+    reader = dataset.reader
+    root = getattr(reader, 'root', '')
+    unknown = [c for c in own if c not in index]
+    if unknown:
+        raise DatasetError(f'{option}: {root} holds images of class(es) {_listing(unknown)}, which are not among the '
+                           f'{len(class_names)} classes of {source} ({_listing(class_names)}); remove those folders '
+                           'or evaluate another model')
+    if own == class_names:
+        return []
+    if not isinstance(reader, ReaderImageFolder):
+        raise DatasetError(f'{option}: the classes of {root or "this dataset"} ({_listing(own)}) differ from those '
+                           f'of {source} ({_listing(class_names)}), and this reader cannot be relabelled')
+    reader.samples = [(path, index[own[target]]) for path, target in reader.samples]
+    reader.class_to_idx = {name: index[name] for name in own}
+    return [c for c in class_names if c not in reader.class_to_idx]
 
 
 def make_digits_imagefolder(root: os.PathLike, size: int = 32, val_fraction: float = 0.25,

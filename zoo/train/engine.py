@@ -14,7 +14,8 @@ epoch exactly as the uninterrupted run did.
 
 One output folder, one run. The main process holds a lock on ``<output>/train.lock`` for the run's life (a
 second run into the folder stops at once, naming the holder's pid), and a folder that holds a run's files is
-only written by ``--resume`` (continue it) or ``--overwrite`` (delete them and start over).
+only written by ``--resume`` (continue it) or ``--overwrite`` (delete them and start over). Resuming checks that
+the training split has the checkpoint's class map (class names in index order, saved with the weights).
 """
 import argparse
 import contextlib
@@ -27,7 +28,7 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 try:
     import fcntl
@@ -38,7 +39,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from timm.data import Mixup, create_dataset, create_transform, resolve_data_config
+from timm.data import Mixup, create_transform, resolve_data_config
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
@@ -46,7 +47,7 @@ from timm.utils import ModelEmaV3, accuracy, dispatch_clip_grad, update_summary
 
 from ..models import create_model, family_of
 from ..weights import check_state_dict, read_checkpoint
-from .data import build_loader
+from .data import apply_class_map, build_dataset, build_loader, class_names_of, split_folder
 
 __all__ = ['train', 'evaluate', 'eval_transform', 'amp_dtype_for', 'load_initial_checkpoint', 'setup_distributed',
            'save_training_checkpoint', 'load_training_checkpoint', 'OutputFolderError']
@@ -299,14 +300,15 @@ def eval_transform(data_config: Dict[str, Any]):
         crop_mode=data_config.get('crop_mode'))
 
 
-def _num_classes(args, dataset) -> int:
+def _num_classes(args, class_names: Optional[List[str]]) -> int:
     if args.num_classes is not None:
+        if class_names is not None and args.num_classes < len(class_names):
+            raise ValueError(f'--num-classes {args.num_classes}: the training split has {len(class_names)} classes; '
+                             'give at least that many, or leave it out')
         return args.num_classes
-    reader = getattr(dataset, 'reader', None)
-    class_to_idx = getattr(reader, 'class_to_idx', None)
-    if not class_to_idx:
+    if not class_names:
         raise ValueError('cannot tell the number of classes of this dataset: pass --num-classes')
-    return len(class_to_idx)
+    return len(class_names)
 
 
 @dataclass
@@ -320,6 +322,7 @@ class _Run:
     amp_dtype: Optional[torch.dtype]
     model: nn.Module
     num_classes: int
+    class_names: Optional[List[str]]
     data_config: Dict[str, Any]
     train_set: Any
     val_set: Any
@@ -393,6 +396,10 @@ def _train(run: _Run) -> Dict[str, Any]:
 def _setup(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> _Run:
     """Processes, output folder and log, data, model, optimizer, schedule, loss: everything before epoch 0.
     What must be undone when the run ends (the lock, the log file) goes on ``cleanup``."""
+    image_folders = not args.dataset and not (args.data_dir and os.path.isfile(args.data_dir))
+    if image_folders:  # before anything is written
+        split_folder(args.data_dir, args.train_split, '--train-split')
+        split_folder(args.data_dir, args.val_split, '--val-split')
     device, world_size, rank, _ = setup_distributed(args.device)
     if args.deterministic:
         torch.use_deterministic_algorithms(True)
@@ -427,12 +434,20 @@ def _setup(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> _Run:
         resume = last if os.path.isfile(last) else ''
     resume_state = load_training_checkpoint(resume) if resume else None
 
-    # data config from the model's pretrained_cfg, overridden by the options given
-    train_set = create_dataset(args.dataset, root=args.data_dir, split=args.train_split, is_training=True,
-                               batch_size=args.batch_size, seed=args.seed)
-    val_set = create_dataset(args.dataset, root=args.data_dir, split=args.val_split, is_training=False,
-                             batch_size=args.batch_size)
-    num_classes = _num_classes(args, train_set)
+    # the validation split is labelled with the training split's class map, by class name
+    train_set = build_dataset(args.dataset, args.data_dir, args.train_split, '--train-split', is_training=True,
+                              batch_size=args.batch_size, seed=args.seed)
+    val_set = build_dataset(args.dataset, args.data_dir, args.val_split, '--val-split', is_training=False,
+                            batch_size=args.batch_size)
+    class_names = class_names_of(train_set)
+    if resume_state is not None:
+        _check_class_map(resume_state.get('class_names'), class_names, resume, args.train_split)
+    if class_names is not None:
+        not_evaluated = apply_class_map(val_set, class_names, '--val-split', source='the training split')
+        if not_evaluated and rank == 0:
+            _logger.warning(f'--val-split {args.val_split} has no images of class(es) {", ".join(not_evaluated)}: '
+                            'they are not evaluated (the other classes keep their labels)')
+    num_classes = _num_classes(args, class_names)
     model = _build_model(args, num_classes)
     overrides = {k: getattr(args, k) for k in ('mean', 'std', 'crop_pct') if getattr(args, k) is not None}
     if args.img_size is not None:
@@ -467,10 +482,10 @@ def _setup(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> _Run:
         warmup_lr=args.warmup_lr, min_lr=args.min_lr, cooldown_epochs=args.cooldown_epochs,
         step_on_epochs=not args.sched_on_updates, updates_per_epoch=updates_per_epoch)
     return _Run(args=args, device=device, world_size=world_size, rank=rank, output=output, amp_dtype=amp_dtype,
-                model=model, num_classes=num_classes, data_config=data_config, train_set=train_set,
-                val_set=val_set, train_loader=train_loader, val_loader=val_loader, lr=lr, optimizer=optimizer,
-                scheduler=scheduler, num_epochs=num_epochs, scaler=scaler, ema=ema, mixup_fn=mixup_fn,
-                criterion=criterion,
+                model=model, num_classes=num_classes, class_names=class_names, data_config=data_config,
+                train_set=train_set, val_set=val_set, train_loader=train_loader, val_loader=val_loader, lr=lr,
+                optimizer=optimizer, scheduler=scheduler, num_epochs=num_epochs, scaler=scaler, ema=ema,
+                mixup_fn=mixup_fn, criterion=criterion,
                 resume=(resume, resume_state) if resume_state is not None else None)
 
 
@@ -508,6 +523,19 @@ def _resume(run: _Run, path: str, state: Dict[str, Any]) -> None:
         _logger.info(f'resumed from {path}: epoch {run.start_epoch}, {run.num_updates} updates')
 
 
+def _check_class_map(saved: Optional[List[str]], found: Optional[List[str]], path: str, split: str) -> None:
+    """The training split must have the classes of the checkpoint, in the same order (checkpoints written
+    before the class map was saved are not checked)."""
+    if saved is None or found is None or list(saved) == found:
+        return
+    new = [c for c in found if c not in saved]
+    gone = [c for c in saved if c not in found]
+    what = '; '.join(part for part in (f'not in the checkpoint: {", ".join(new)}' if new else '',
+                                       f'missing from the data: {", ".join(gone)}' if gone else '') if part)
+    raise ValueError(f'--resume {path}: the classes of --train-split {split} differ from the checkpoint\'s '
+                     f'({what or "another order"}); train on the classes the run started with')
+
+
 def _evaluate_epoch(run: _Run) -> Dict[str, float]:
     """The model's metrics on the validation set; with EMA, the EMA model's, the raw model's as ``raw_*``."""
     metrics = evaluate(run.model, run.val_loader, run.device, run.amp_dtype, run.args.channels_last, run.world_size)
@@ -538,7 +566,7 @@ def _record_epoch(run: _Run, epoch: int, train_metrics: Dict[str, float], eval_m
         run.best = best = {'metric': metric, 'epoch': epoch}
     state = {
         'arch': args.model, 'epoch': epoch, 'num_updates': run.num_updates, 'num_classes': run.num_classes,
-        'world_size': run.world_size,
+        'class_names': run.class_names, 'world_size': run.world_size,
         'state_dict': run.model.state_dict(), 'optimizer': run.optimizer.state_dict(),
         'scheduler': run.scheduler.state_dict(), 'rng': rng, 'best': best, 'metrics': eval_metrics,
         'data_config': {k: (list(v) if isinstance(v, tuple) else v) for k, v in run.data_config.items()},

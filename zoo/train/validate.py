@@ -1,15 +1,23 @@
 """Top-1 / top-5 of a zoo model on an image folder, in train or deploy form, from a training checkpoint of
-``tools/train.py``, a zoo checkpoint or the authors' released file."""
+``tools/train.py``, a zoo checkpoint or the authors' released file.
+
+A training checkpoint carries its class map (class names in index order): the split is labelled through it, by
+name, so a split that lacks some classes keeps every label right (the missing classes are not evaluated), and a
+class the model was not trained on is an error. Other files carry no class map: the class folders are taken in
+timm's order (sorted), and there may not be more of them than the model has classes."""
+import logging
 import os
 from typing import Any, Dict, Optional
 
 import torch
-from timm.data import create_dataset, resolve_data_config
+from timm.data import resolve_data_config
 
 from ..deploy import reparameterize
 from ..models import create_model, load_checkpoint
-from .data import build_loader
+from .data import DatasetError, apply_class_map, build_dataset, build_loader, class_names_of, split_folder
 from .engine import amp_dtype_for, eval_transform, evaluate, load_training_checkpoint, setup_distributed
+
+_logger = logging.getLogger('zoo.train')
 
 __all__ = ['validate', 'read_training_checkpoint']
 
@@ -33,6 +41,8 @@ def validate(data_dir: str, model_name: Optional[str] = None, checkpoint: str = 
     A training checkpoint brings its model name, class count and data config (image size, crop, mean/std),
     each overridden by the arguments given; other files are loaded through the family's checkpoint filter
     (official key layouts map onto the zoo's)."""
+    if not dataset and not (data_dir and os.path.isfile(data_dir)):
+        split_folder(data_dir, split, '--split')  # before any work
     device_, world_size, rank, _ = setup_distributed(device)
     state = read_training_checkpoint(checkpoint) if checkpoint else None
     data_config: Dict[str, Any] = {}
@@ -44,7 +54,21 @@ def validate(data_dir: str, model_name: Optional[str] = None, checkpoint: str = 
         data_config = dict(state.get('data_config') or {})
     if not model_name:
         raise ValueError('name the model (--model), or pass a training checkpoint of tools/train.py')
-    model = create_model(model_name, num_classes=num_classes or 1000)
+    num_classes = num_classes or 1000
+    # the split, labelled through the training checkpoint's class map
+    ds = build_dataset(dataset, data_dir, split, '--split', is_training=False)
+    class_names = state.get('class_names') if state is not None else None
+    if class_names is not None:
+        not_evaluated = apply_class_map(ds, class_names, '--split', source=f'--checkpoint {checkpoint}')
+        if not_evaluated and rank == 0:
+            _logger.warning(f'--split {split} has no images of class(es) {", ".join(not_evaluated)}: they are not '
+                            'evaluated (the other classes keep their labels)')
+    else:
+        found = class_names_of(ds)
+        if found is not None and len(found) > num_classes:
+            raise DatasetError(f'--split {split}: {len(found)} class folders, more than the {num_classes} classes of '
+                               'the model; evaluate on the classes it was trained on')
+    model = create_model(model_name, num_classes=num_classes)
     if state is not None:
         key = 'state_dict_ema' if use_ema else 'state_dict'
         if key not in state:
@@ -65,7 +89,6 @@ def validate(data_dir: str, model_name: Optional[str] = None, checkpoint: str = 
     model.to(device_)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    ds = create_dataset(dataset, root=data_dir, split=split, is_training=False)
     ds.transform = eval_transform(data_config)
     loader = build_loader(ds, batch_size, False, world_size, rank, workers)
     amp_dtype = amp_dtype_for(device_) if amp else None
