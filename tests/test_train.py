@@ -416,3 +416,33 @@ def test_empty_or_changed_training_classes(small_digits, small_run, tmp_path):
     output = _copy(small_run, tmp_path / 'run')
     with pytest.raises(ValueError, match='not in the checkpoint: nine; missing from the data: 3, 9'):
         train(_small_args(data, output, '--resume', 'auto'))
+
+
+# ------------------------------------------------------------------------------------------ resume settings
+
+def test_resume_with_another_schedule(small_digits, small_run, tmp_path):
+    """Changed schedule settings are refused and listed; with --resume-changed the schedule is rebuilt for
+    them at the resumed update; the global batch never changes within a run."""
+    from timm.scheduler import create_scheduler_v2
+    output = _copy(small_run, tmp_path / 'run')
+    with pytest.raises(ValueError, match=r'epochs: 1 -> 3; lr: 0.001 -> 0.01\).*--resume-changed'):
+        train(_small_args(small_digits, output, '--resume', 'auto', '--epochs', '3', '--lr', '0.01'))
+    with pytest.raises(ValueError, match='global_batch: 32 -> 16'):
+        train(_small_args(small_digits, output, '--resume', 'auto', '--batch-size', '16', '--resume-changed'))
+    train(_small_args(small_digits, output, '--resume', 'auto', '--epochs', '3', '--lr', '0.01',
+                      '--resume-changed'))
+    state = load_training_checkpoint(str(output / 'last.pth'))
+    assert state['epoch'] == 2 and state['num_updates'] == 15
+    # the lr of a 3-epoch schedule from 0.01 after each epoch's last update (the recipe's warmup and min lr)
+    recipe = load_config(DIGITS_RECIPE)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+    scheduler, _ = create_scheduler_v2(optimizer, sched='cosine', num_epochs=3, warmup_epochs=recipe['warmup_epochs'],
+                                       warmup_lr=recipe['warmup_lr'], min_lr=recipe['min_lr'], step_on_epochs=False,
+                                       updates_per_epoch=5)
+    expected = []
+    for updates in (10, 15):
+        scheduler.step_update(updates)
+        expected.append(optimizer.param_groups[0]['lr'])
+    rows = list(csv.DictReader(open(output / 'summary.csv')))
+    assert [float(r['lr']) for r in rows[1:]] == pytest.approx(expected)
+    assert expected[0] > 10 * recipe['min_lr']

@@ -128,6 +128,11 @@ def train_parser() -> argparse.ArgumentParser:
     g.add_argument('--output', default='output/train', help='directory for checkpoints and logs')
     g.add_argument('--experiment', default='', help='sub-directory of --output for this run (default: none)')
     g.add_argument('--resume', default='', help="a checkpoint from this script ('auto': <output>/last.pth if any)")
+    g.add_argument('--resume-changed', action='store_true',
+                   help='with --resume, accept schedule settings that differ from the checkpoint\'s (epochs, lr, '
+                        'sched, warmup, min lr, cooldown, weight decay, momentum, optimizer eps/betas): the '
+                        'schedule is rebuilt for them at the resumed epoch. Without it the differences are refused '
+                        'and listed; the optimizer, layer decay and global batch never change within a run')
     g.add_argument('--overwrite', action='store_true',
                    help='start a new run in an output folder that holds one, deleting its checkpoints, '
                         'summary.csv, log.txt and TensorBoard events (without it, or --resume, such a folder is '
@@ -154,4 +159,6 @@ def parse_train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace
     if args.resume and args.overwrite:
         parser.error('argument --overwrite: not allowed with --resume (--overwrite starts a new run, --resume '
                      'continues one)')
+    if args.resume_changed and not args.resume:
+        parser.error('argument --resume-changed: only allowed with --resume')
     return args

@@ -14,8 +14,11 @@ epoch exactly as the uninterrupted run did.
 
 One output folder, one run. The main process holds a lock on ``<output>/train.lock`` for the run's life (a
 second run into the folder stops at once, naming the holder's pid), and a folder that holds a run's files is
-only written by ``--resume`` (continue it) or ``--overwrite`` (delete them and start over). Resuming checks that
-the training split has the checkpoint's class map (class names in index order, saved with the weights).
+only written by ``--resume`` (continue it) or ``--overwrite`` (delete them and start over). Resuming checks the
+checkpoint against the run: the class map (class names in index order, saved with the weights), the settings
+that cannot change within a run (optimizer, layer decay, global batch) and those of the schedule (epochs, lr,
+warmup, ...); a changed schedule is refused unless ``--resume-changed`` asks for it, and then the schedule is
+rebuilt for the new settings at the resumed position.
 """
 import argparse
 import contextlib
@@ -311,6 +314,22 @@ def _num_classes(args, class_names: Optional[List[str]]) -> int:
     return len(class_names)
 
 
+# settings a run keeps for its whole life: a resume that gives others is refused
+_FIXED_SETTINGS = ('opt', 'layer_decay', 'global_batch')
+# the schedule and the optimizer's hyperparameters: a resume that gives others needs --resume-changed, which
+# rebuilds the schedule for them
+_SCHEDULE_SETTINGS = ('epochs', 'lr', 'sched', 'sched_on_updates', 'warmup_epochs', 'warmup_lr', 'min_lr',
+                      'cooldown_epochs', 'weight_decay', 'momentum', 'opt_eps', 'opt_betas')
+
+
+def _settings(args: Dict[str, Any], world_size: int) -> Dict[str, Any]:
+    """The compared settings of a run from its options (the lr as used: scaled to the global batch)."""
+    values = {k: args.get(k) for k in _FIXED_SETTINGS + _SCHEDULE_SETTINGS}
+    values['lr'] = _learning_rate(argparse.Namespace(**args), world_size)
+    values['global_batch'] = args['batch_size'] * args['grad_accum_steps'] * world_size
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
 @dataclass
 class _Run:
     """What one training run holds: set up by :func:`_setup`, advanced by the epoch loop in :func:`train`."""
@@ -336,7 +355,7 @@ class _Run:
     ema: Optional[Any]
     mixup_fn: Optional[Any]
     criterion: nn.Module
-    resume: Optional[Tuple[str, Dict[str, Any]]] = None  # (path, checkpoint) to continue from
+    resume: Optional[Tuple[str, Dict[str, Any], List[str]]] = None  # (path, checkpoint, changes) to continue from
     start_epoch: int = 0
     num_updates: int = 0
     best: Dict[str, Any] = field(default_factory=lambda: {'metric': None, 'epoch': None})
@@ -433,6 +452,7 @@ def _setup(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> _Run:
         last = os.path.join(output, 'last.pth')
         resume = last if os.path.isfile(last) else ''
     resume_state = load_training_checkpoint(resume) if resume else None
+    changed = _check_resume(args, world_size, resume, resume_state) if resume_state is not None else []
 
     # the validation split is labelled with the training split's class map, by class name
     train_set = build_dataset(args.dataset, args.data_dir, args.train_split, '--train-split', is_training=True,
@@ -486,7 +506,7 @@ def _setup(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> _Run:
                 train_set=train_set, val_set=val_set, train_loader=train_loader, val_loader=val_loader, lr=lr,
                 optimizer=optimizer, scheduler=scheduler, num_epochs=num_epochs, scaler=scaler, ema=ema,
                 mixup_fn=mixup_fn, criterion=criterion,
-                resume=(resume, resume_state) if resume_state is not None else None)
+                resume=(resume, resume_state, changed) if resume_state is not None else None)
 
 
 def _loss(args: argparse.Namespace, num_classes: int) -> Tuple[Optional[Mixup], nn.Module]:
@@ -501,26 +521,60 @@ def _loss(args: argparse.Namespace, num_classes: int) -> Tuple[Optional[Mixup], 
     return None, nn.CrossEntropyLoss()
 
 
-def _resume(run: _Run, path: str, state: Dict[str, Any]) -> None:
-    """Continue ``run`` from a training checkpoint: weights, optimizer, schedule, EMA, scaler, random state.
-    Every check comes before anything is copied: a refused resume leaves the model as it was."""
-    if state['arch'] != run.args.model:
-        raise ValueError(f'{path} was written for {state["arch"]}, not {run.args.model}')
-    if run.ema is not None and 'state_dict_ema' not in state:
-        raise ValueError(f'{path} holds no EMA weights; resume without --model-ema')
+def _check_resume(args: argparse.Namespace, world_size: int, path: str, state: Dict[str, Any]) -> List[str]:
+    """Whether the run that ``args`` describe may continue from checkpoint ``state``: the same model, EMA
+    weights if the run keeps an EMA, the same fixed settings (:data:`_FIXED_SETTINGS`); a changed schedule
+    (:data:`_SCHEDULE_SETTINGS`) only with ``--resume-changed``. Returns the changes, as ``name: saved ->
+    given``."""
+    if state['arch'] != args.model:
+        raise ValueError(f'--resume {path} was written for {state["arch"]}, not --model {args.model}')
+    if args.model_ema and 'state_dict_ema' not in state:
+        raise ValueError(f'--resume {path} holds no EMA weights; resume without --model-ema')
+    given = _settings(vars(args), world_size)
+    saved = _settings(state['args'], state.get('world_size', len(state['rng']))) if 'args' in state else given
+    fixed = [f'{k}: {saved[k]} -> {given[k]}' for k in _FIXED_SETTINGS if saved[k] != given[k]]
+    if fixed:
+        raise ValueError(f'--resume {path}: settings that cannot change within a run differ from the checkpoint\'s '
+                         f'({"; ".join(fixed)}): give the checkpoint\'s values, or start a new run from its weights '
+                         f'with --initial-checkpoint {path}')
+    changed = [f'{k}: {saved[k]} -> {given[k]}' for k in _SCHEDULE_SETTINGS if saved[k] != given[k]]
+    if changed and not args.resume_changed:
+        raise ValueError(f'--resume {path}: the schedule differs from the checkpoint\'s ({"; ".join(changed)}): give '
+                         'the checkpoint\'s values, or pass --resume-changed to continue under the new ones (the '
+                         f'schedule is rebuilt for them from epoch {state["epoch"] + 1})')
+    return changed
+
+
+def _resume(run: _Run, path: str, state: Dict[str, Any], changed: List[str]) -> None:
+    """Continue ``run`` from a training checkpoint (checked by :func:`_check_resume` and
+    :func:`_check_class_map`): weights, optimizer, schedule, EMA, scaler, random state. Every check comes
+    before anything is copied: a refused resume leaves the model as it was. With ``changed`` settings the
+    optimizer takes the new hyperparameters, and the schedule, built for the new settings, is set to the
+    resumed epoch and update count instead of being loaded."""
+    args = run.args
     check_state_dict(state['state_dict'], run.model, source=path)
     run.model.load_state_dict(state['state_dict'])
+    fresh = [{k: v for k, v in group.items() if k != 'params'} for group in run.optimizer.param_groups]
     run.optimizer.load_state_dict(state['optimizer'])
-    run.scheduler.load_state_dict(state['scheduler'])
+    run.start_epoch, run.num_updates = state['epoch'] + 1, state['num_updates']
+    if changed:
+        for group, hyper in zip(run.optimizer.param_groups, fresh):
+            group.update(hyper)
+        metric = (state.get('metrics') or {}).get(args.eval_metric)
+        run.scheduler.step(run.start_epoch, metric)
+        run.scheduler.step_update(run.num_updates, metric)
+    else:
+        run.scheduler.load_state_dict(state['scheduler'])
     if run.ema is not None:
         run.ema.module.load_state_dict(state['state_dict_ema'])
     if run.scaler is not None and 'scaler' in state:
         run.scaler.load_state_dict(state['scaler'])
     _set_rng_state(state['rng'][min(run.rank, len(state['rng']) - 1)])
-    run.start_epoch, run.num_updates = state['epoch'] + 1, state['num_updates']
     run.best = state.get('best', run.best)
     if run.main_process:
         _logger.info(f'resumed from {path}: epoch {run.start_epoch}, {run.num_updates} updates')
+        if changed:
+            _logger.info(f'schedule rebuilt for the changed settings: {"; ".join(changed)}')
 
 
 def _check_class_map(saved: Optional[List[str]], found: Optional[List[str]], path: str, split: str) -> None:
