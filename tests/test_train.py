@@ -272,6 +272,31 @@ def test_bad_resume_and_validate_inputs(digits, tmp_path):
         validate(str(digits), workers=0)
 
 
+def test_bad_data_and_checkpoint_files(small_digits, small_run, tmp_path):
+    """Missing data folders, truncated checkpoints and unreadable images are errors that name the argument
+    and the file, raised before any work (nothing is written for a missing folder)."""
+    with pytest.raises(DatasetError, match=rf'--data-dir {tmp_path / "nope"}: no such folder'):
+        train(_small_args(tmp_path / 'nope', tmp_path / 'a'))
+    with pytest.raises(DatasetError, match=r'--val-split nope: no folder .*nope \(--data-dir .* holds train, val\)'):
+        train(_small_args(small_digits, tmp_path / 'a', '--val-split', 'nope'))
+    assert not (tmp_path / 'a').exists()
+    with pytest.raises(DatasetError, match=rf'--data-dir {tmp_path / "nope"}: no such folder'):
+        validate(str(tmp_path / 'nope'), checkpoint=str(small_run / 'last.pth'), workers=0)
+    truncated = tmp_path / 'truncated.pth'
+    truncated.write_bytes((small_run / 'last.pth').read_bytes()[:4096])
+    with pytest.raises(zoo.CheckpointError, match=rf'--resume {truncated}: .*truncated or corrupt'):
+        train(_small_args(small_digits, tmp_path / 'b', '--resume', str(truncated)))
+    with pytest.raises(zoo.CheckpointError, match=rf'--checkpoint {truncated}: .*corrupt or truncated'):
+        validate(str(small_digits), checkpoint=str(truncated), workers=0)
+    data = _copy(small_digits, tmp_path / 'data')
+    (data / 'val' / '4' / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n not an image')
+    with pytest.raises(DatasetError, match=r'val/4/broken.png: cannot be read as an image'):
+        validate(str(data), checkpoint=str(small_run / 'last.pth'), workers=0)
+    for bad in (['--epochs', '0'], ['--batch-size', '-1'], ['--resume-changed']):
+        with pytest.raises(SystemExit):
+            _small_args(small_digits, tmp_path / 'c', *bad)
+
+
 # ------------------------------------------------------------------------------------------ one run per folder
 
 def test_finished_run_is_not_overwritten(small_digits, small_run, tmp_path):

@@ -156,6 +156,9 @@ def parse_train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace
             raise ConfigError(f'recipe {pre.config} sets unknown options: {", ".join(unknown)}')
         parser.set_defaults(**cfg)
     args = parser.parse_args(argv)
+    for name in ('epochs', 'batch_size', 'grad_accum_steps'):
+        if getattr(args, name) < 1:
+            parser.error(f'argument --{name.replace("_", "-")}: {getattr(args, name)} is not allowed, give 1 or more')
     if args.resume and args.overwrite:
         parser.error('argument --overwrite: not allowed with --resume (--overwrite starts a new run, --resume '
                      'continues one)')

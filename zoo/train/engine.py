@@ -26,10 +26,12 @@ import glob
 import logging
 import math
 import os
+import pickle
 import random
 import shutil
 import time
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -49,7 +51,7 @@ from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3, accuracy, dispatch_clip_grad, update_summary
 
 from ..models import create_model, family_of
-from ..weights import check_state_dict, read_checkpoint
+from ..weights import CheckpointError, check_state_dict, read_checkpoint
 from .data import apply_class_map, build_dataset, build_loader, class_names_of, split_folder
 
 __all__ = ['train', 'evaluate', 'eval_transform', 'amp_dtype_for', 'load_initial_checkpoint', 'setup_distributed',
@@ -126,18 +128,24 @@ def save_training_checkpoint(path: str, state: Dict[str, Any]) -> None:
         raise
 
 
-def load_training_checkpoint(path: str) -> Dict[str, Any]:
+def load_training_checkpoint(path: str, option: str = '--resume') -> Dict[str, Any]:
     """A checkpoint written by :func:`train` (read with ``weights_only=True``: it holds only tensors and
-    plain Python values)."""
+    plain Python values). Errors name ``option``, the argument that gave ``path``."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint to resume from not found: {path}')
-    state = torch.load(path, map_location='cpu', weights_only=True)
+        raise FileNotFoundError(f'{option} {path}: checkpoint not found')
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError) as e:
+        reason = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise CheckpointError(f'{option} {path}: the file cannot be read as a checkpoint, it is truncated or '
+                              f'corrupt ({reason}); give an intact one (e.g. model_best.pth)') from e
     if not isinstance(state, dict):
-        raise ValueError(f'{path} holds a {type(state).__name__}, not a training checkpoint of tools/train.py')
+        raise ValueError(f'{option} {path} holds a {type(state).__name__}, not a training checkpoint of '
+                         'tools/train.py')
     missing = [k for k in ('arch', 'state_dict', 'optimizer', 'epoch', 'num_updates') if k not in state]
     if missing:
-        raise ValueError(f'{path} is not a training checkpoint of tools/train.py (no {", ".join(missing)}); '
-                         'to start from its weights use --initial-checkpoint')
+        raise ValueError(f'{option} {path} is not a training checkpoint of tools/train.py (no '
+                         f'{", ".join(missing)}); to start from its weights use --initial-checkpoint')
     return state
 
 

@@ -14,6 +14,7 @@ from timm.data import resolve_data_config
 
 from ..deploy import reparameterize
 from ..models import create_model, load_checkpoint
+from ..weights import CheckpointError, read_checkpoint
 from .data import DatasetError, apply_class_map, build_dataset, build_loader, class_names_of, split_folder
 from .engine import amp_dtype_for, eval_transform, evaluate, load_training_checkpoint, setup_distributed
 
@@ -26,7 +27,7 @@ def read_training_checkpoint(path: str) -> Optional[Dict[str, Any]]:
     """The contents of ``path`` if it is a checkpoint written by ``tools/train.py``, else None (a plain
     state dict, or a file that only loads with pickles allowed, as some official releases)."""
     try:
-        return load_training_checkpoint(path)
+        return load_training_checkpoint(path, option='--checkpoint')
     except Exception:
         return None
 
@@ -45,6 +46,12 @@ def validate(data_dir: str, model_name: Optional[str] = None, checkpoint: str = 
         split_folder(data_dir, split, '--split')  # before any work
     device_, world_size, rank, _ = setup_distributed(device)
     state = read_training_checkpoint(checkpoint) if checkpoint else None
+    weights = None
+    if checkpoint and state is None:  # a zoo or official file, or a training checkpoint that cannot be read
+        try:
+            weights = read_checkpoint(checkpoint, trust_pickle=trust_pickle)
+        except (FileNotFoundError, CheckpointError) as e:
+            raise type(e)(f'--checkpoint {checkpoint}: {e}') from e
     data_config: Dict[str, Any] = {}
     if state is not None:
         if model_name and model_name != state['arch']:
@@ -77,7 +84,7 @@ def validate(data_dir: str, model_name: Optional[str] = None, checkpoint: str = 
     elif checkpoint:
         if use_ema:
             raise ValueError('--use-ema needs a training checkpoint of tools/train.py')
-        load_checkpoint(model, checkpoint, trust_pickle=trust_pickle)
+        load_checkpoint(model, weights, source=checkpoint)
     overrides = {k: v for k, v in data_config.items() if v is not None}
     if img_size:
         overrides['input_size'] = (3, img_size, img_size)
