@@ -4,8 +4,17 @@ checkpoints use (``weight``, ``bias``, ``conv_offset``), computed by ``torchvisi
 torchvision's op has CPU and CUDA kernels and autograd on both, so no compiled extension is needed. Its
 offset layout is the DCN one: for each kernel tap, (dy, dx) pairs, ``2 * kh * kw`` channels per offset
 group. With zero offsets (the init) the layer is a plain convolution.
+
+Two guards around the op (:func:`deform_conv`):
+
+- torchvision's CPU kernel crashes the process (a segfault) on a NaN offset, and samples nothing (a finite 0)
+  at an infinite one. Non-finite offsets are replaced by 0 for the kernel and the output positions they
+  belong to are set to NaN, so a NaN or inf in the input comes out as NaN, as it does from any other layer.
+- It has no bfloat16 / float16 CPU kernel: other dtypes are computed in float32 (under autocast too) and
+  the result cast back.
 """
 import math
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -15,12 +24,29 @@ from torchvision.ops import deform_conv2d  # timm imports torchvision already
 from ._fx import register_notrace_function
 from .attention import pad_to_multiple
 
-__all__ = ['DeformConv2dPack']
+__all__ = ['DeformConv2dPack', 'deform_conv']
 
 # torchvision's deform_conv2d checks the offset's shape in Python: traced graphs call it as one function
 register_notrace_function(deform_conv2d)
-torch.fx.wrap('deform_conv2d')
 torch.fx.wrap('pad_to_multiple')
+
+
+def deform_conv(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                stride: Tuple[int, int], padding: Tuple[int, int], dilation: Tuple[int, int]) -> torch.Tensor:
+    """``torchvision.ops.deform_conv2d`` that never crashes on a non-finite offset (the output positions of
+    a NaN or inf offset are NaN) and runs any floating dtype (computed in float32 where torchvision has no
+    kernel for it)."""
+    dtype = x.dtype
+    if dtype != torch.float32 and dtype != torch.float64:
+        x, offset, weight = x.float(), offset.float(), weight.float()
+        bias = bias.float() if bias is not None else None
+    finite = torch.isfinite(offset).all(dim=1, keepdim=True)
+    out = deform_conv2d(x, offset.nan_to_num(0.0, 0.0, 0.0), weight, bias, stride, padding, dilation)
+    return out.masked_fill(~finite, float('nan')).to(dtype)
+
+
+register_notrace_function(deform_conv)
+torch.fx.wrap('deform_conv')
 
 
 class DeformConv2dPack(nn.Module):
@@ -52,8 +78,8 @@ class DeformConv2dPack(nn.Module):
     def forward(self, x):
         if self.pad_to_stride:
             x, _, _ = pad_to_multiple(x, self.stride[0], self.stride[1], channels_last=False)
-        return deform_conv2d(x, self.conv_offset(x), self.weight, self.bias, self.stride, self.padding,
-                             self.dilation)
+        return deform_conv(x, self.conv_offset(x), self.weight, self.bias, self.stride, self.padding,
+                           self.dilation)
 
     @torch.no_grad()
     def scaled(self, scale: torch.Tensor, shift: torch.Tensor) -> 'DeformConv2dPack':
