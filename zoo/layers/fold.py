@@ -11,6 +11,7 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
+from torch.nn.utils import skip_init
 
 __all__ = ['FoldedCopy', 'fold_bn', 'norm_affine', 'fold_affine_into_next', 'fold_scale_into_prev', 'fold_bn_into_prev']
 
@@ -85,11 +86,12 @@ def fold_bn_into_prev(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> 
 
 
 def _with_bias(layer: nn.Module) -> nn.Module:
+    """An empty layer of ``layer``'s kind and shape with a bias (its caller fills every value: no init)."""
     kw = dict(device=layer.weight.device, dtype=layer.weight.dtype)
     if isinstance(layer, nn.Linear):
-        return nn.Linear(layer.in_features, layer.out_features, bias=True, **kw)
-    return nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
-                     layer.dilation, layer.groups, bias=True, padding_mode=layer.padding_mode, **kw)
+        return skip_init(nn.Linear, layer.in_features, layer.out_features, bias=True, **kw)
+    return skip_init(nn.Conv2d, layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
+                     layer.padding, layer.dilation, layer.groups, bias=True, padding_mode=layer.padding_mode, **kw)
 
 
 class FoldedCopy:

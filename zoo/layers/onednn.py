@@ -10,16 +10,29 @@ without the op) it is exactly ``act(F.linear(x, W, b))``. Results agree to float
 
 Deploy forms use it; train forms keep plain layers, which autograd differentiates. The private ops, and the
 torch versions they are used with, are in :mod:`zoo.patches.onednn`.
+
+Two rules keep the fused path from ever giving another number than the plain ops:
+
+- **Non-finite values stay non-finite.** oneDNN's fused activation maps NaN to a number (ReLU gives 0), where
+  ``F.relu`` keeps it NaN. A row with a NaN or inf in the input, or a NaN / inf weight, therefore takes the
+  plain path; the check is one sum over the input (under 1% of the layer's time, docs/benchmarks.md).
+- **The packed weight follows every edit of the weight.** It is rebuilt when the weight's storage or version
+  counter changes. In-place ops (an optimizer step, ``copy_`` under ``no_grad``, ``load_state_dict``, an EMA
+  update) bump the counter; ``weight.data`` would not, so the weight is a :class:`TrackedParameter`, whose
+  ``.data`` shares its counter.
 """
+from typing import Optional
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.utils import skip_init
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from ..patches import onednn
 from ._fx import is_fx_tracing, register_notrace_module
 
-__all__ = ['FusedLinear', 'FusedMlp', 'onednn_available']
+__all__ = ['FusedLinear', 'FusedMlp', 'TrackedParameter', 'onednn_available']
 
 _ACTS = {'none': lambda x: x, 'gelu': F.gelu, 'relu': F.relu}
 
@@ -42,6 +55,29 @@ def _use_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
     return onednn.available()
 
 
+class TrackedParameter(nn.Parameter):
+    """A Parameter whose ``.data`` is ``detach()``: the same storage and the same version counter, so that an
+    in-place edit through ``.data`` (``p.data.copy_(w)``) bumps the parameter's ``_version`` as any other
+    in-place op does. Assigning ``.data`` works as for any Parameter."""
+
+    @property
+    def data(self):
+        return self.detach()
+
+    @data.setter
+    def data(self, value):
+        torch._C.TensorBase.data.__set__(self, value)
+
+    def __repr__(self):
+        return 'Parameter containing:\n' + repr(self.detach())
+
+
+def _track(param: nn.Parameter) -> nn.Parameter:
+    if type(param) is nn.Parameter:
+        param.__class__ = TrackedParameter  # same object: optimizers and EMA copies holding it stay valid
+    return param
+
+
 @register_notrace_module  # traced by timm's tracer as one call, which runs the fused kernel when it can
 class FusedLinear(nn.Linear):
     __jit_ignored_attributes__ = ['_packed']  # oneDNN's packed weight: eager only, not part of a scripted model
@@ -53,17 +89,23 @@ class FusedLinear(nn.Linear):
         super().__init__(in_features, out_features, bias, device=device, dtype=dtype)
         self.act = act
         self._packed = None
+        _track(self.weight)
+        if self.bias is not None:
+            _track(self.bias)
 
     @classmethod
     def from_weights(cls, weight: torch.Tensor, bias, act: str = 'none') -> 'FusedLinear':
         """A FusedLinear holding ``weight`` (out, in) or a 1x1 conv weight (out, in, 1, 1)."""
         weight = weight.detach().flatten(1)
-        layer = cls(weight.shape[1], weight.shape[0], bias is not None, act,
-                    device=weight.device, dtype=weight.dtype)
+        # no init: every value is copied in below (an init of a 350M-parameter model's layers takes seconds)
+        layer = skip_init(cls, weight.shape[1], weight.shape[0], bias is not None, act,
+                          device=weight.device, dtype=weight.dtype)
         with torch.no_grad():
             layer.weight.copy_(weight)
             if bias is not None:
                 layer.bias.copy_(bias.detach())
+        for p in layer.parameters(recurse=False):  # skip_init made them anew, as plain Parameters
+            _track(p)
         return layer
 
     def extra_repr(self) -> str:
@@ -74,11 +116,14 @@ class FusedLinear(nn.Linear):
         state['_packed'] = None  # oneDNN's packed tensor is opaque: rebuilt on first use
         return state
 
-    def _packed_weight(self, rows: int) -> torch.Tensor:
-        w = self.weight
-        key = (w.data_ptr(), w._version)
+    def _packed_weight(self, rows: int) -> Optional[torch.Tensor]:
+        """The weight packed for oneDNN, rebuilt after any change of the weight or bias; None while either
+        holds a NaN or inf (the plain ops then keep them in the output)."""
+        w, b = _track(self.weight), self.bias if self.bias is None else _track(self.bias)
+        key = (w.data_ptr(), w._version) + ((b.data_ptr(), b._version) if b is not None else ())
         if self._packed is None or self._packed[0] != key:
-            self._packed = (key, onednn.reorder_linear_weight(w.detach(), rows))
+            finite = bool(torch.isfinite(w).all()) and (b is None or bool(torch.isfinite(b).all()))
+            self._packed = (key, onednn.reorder_linear_weight(w.detach(), rows) if finite else None)
         return self._packed[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,8 +134,10 @@ class FusedLinear(nn.Linear):
             if self.act == 'relu':
                 return F.relu(x)
             return x
-        if _use_onednn(x, self.weight):
-            return onednn.linear_pointwise(x, self._packed_weight(x.numel() // x.shape[-1]), self.bias, self.act)
+        if _use_onednn(x, self.weight) and bool(torch.isfinite(x.sum())):
+            packed = self._packed_weight(x.numel() // x.shape[-1])
+            if packed is not None:
+                return onednn.linear_pointwise(x, packed, self.bias, self.act)
         return _ACTS[self.act](F.linear(x, self.weight, self.bias))
 
 
