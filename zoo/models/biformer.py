@@ -76,20 +76,22 @@ class BiLevelRoutingAttention(nn.Module):
         qkv = self.qkv(x)
         lepe = self.lepe(qkv[..., 2 * self.qk_dim:].permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # conv on NCHW view
         # regions: (B, p*p, h*w, C), region (j, i) holding rows j*h.. and columns i*w..
-        regions = qkv.view(B, p, h, p, w, -1).permute(0, 1, 3, 2, 4, 5).reshape(B, p * p, h * w, -1)
+        C = qkv.shape[-1]
+        regions = qkv.view(B, p, h, p, w, C).permute(0, 1, 3, 2, 4, 5).reshape(B, p * p, h * w, C)
         q, kv = regions.split([self.qk_dim, self.qk_dim + self.dim], dim=-1)
         idx = self.route(q.mean(2), kv[..., :self.qk_dim].mean(2))
         topk = idx.shape[-1]
         # gather the routed regions' keys/values: (B * p*p, topk * h*w, C_kv)
         flat = idx + torch.arange(B, device=idx.device).view(B, 1, 1) * (p * p)
-        kv = kv.reshape(B * p * p, h * w, -1)[flat.view(-1)].view(B * p * p, topk * h * w, -1)
+        ckv = self.qk_dim + self.dim
+        kv = kv.reshape(B * p * p, h * w, ckv)[flat.view(-1)].view(B * p * p, topk * h * w, ckv)
         k, v = kv.split([self.qk_dim, self.dim], dim=-1)
         m = self.num_heads
-        q = q.reshape(B * p * p, h * w, m, -1).transpose(1, 2)
-        k = k.view(B * p * p, topk * h * w, m, -1).transpose(1, 2)
-        v = v.view(B * p * p, topk * h * w, m, -1).transpose(1, 2)
+        q = q.reshape(B * p * p, h * w, m, self.qk_dim // m).transpose(1, 2)
+        k = k.view(B * p * p, topk * h * w, m, self.qk_dim // m).transpose(1, 2)
+        v = v.view(B * p * p, topk * h * w, m, self.dim // m).transpose(1, 2)
         out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
-        out = out.transpose(1, 2).reshape(B, p, p, h, w, self.dim).permute(0, 1, 3, 2, 4, 5).reshape(B, H, W, -1)
+        out = out.transpose(1, 2).reshape(B, p, p, h, w, self.dim).permute(0, 1, 3, 2, 4, 5).reshape(B, H, W, self.dim)
         out = self.wo(out + lepe)
         return out[:, :H0, :W0]
 

@@ -88,7 +88,7 @@ class HiLo(nn.Module):
         hd = self.head_dim
         q = self.l_q(x).view(B, H * W, self.l_heads, hd).transpose(1, 2)
         pooled = self.sr(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # the pool on the NCHW view
-        kv = self.l_kv(pooled).reshape(B, -1, 2, self.l_heads, hd).permute(2, 0, 3, 1, 4)
+        kv = self.l_kv(pooled).reshape(B, pooled.shape[1] * pooled.shape[2], 2, self.l_heads, hd).permute(2, 0, 3, 1, 4)
         x = F.scaled_dot_product_attention(q, kv[0], kv[1])
         return self.l_proj(x.transpose(1, 2).reshape(B, H, W, self.l_dim))
 

@@ -184,7 +184,7 @@ class Attention(nn.Module):
         k = k.reshape(B, self.num_heads, self.key_dim, H * W).transpose(-1, -2)
         v = v.reshape(B, self.num_heads, self.val_dim, H * W).transpose(-1, -2)
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=self.attention_bias(H, W).to(q.dtype))
-        x = x.transpose(-1, -2).reshape(B, -1, H, W)
+        x = x.transpose(-1, -2).reshape(B, self.num_heads * self.val_dim, H, W)
         return self.proj(x)
 
 
