@@ -71,7 +71,9 @@ def offline_hub(tmp_path, monkeypatch):
     monkeypatch.setenv('HF_HUB_OFFLINE', '1')
     monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)
     monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(cache))
-    monkeypatch.setenv('ZOO_MANIFEST', str(tmp_path / 'no-manifest.toml'))
+    empty = tmp_path / 'empty-manifest.toml'  # no recorded checksums: the files are as the test writes them
+    empty.write_text('')
+    monkeypatch.setenv('ZOO_MANIFEST', str(empty))
     return cache
 
 
@@ -291,3 +293,67 @@ def test_model_card_states_the_flops_it_is_given():
     assert 'library_name: timm' in card and 'license: mit' in card and 'FLOPs: 0.63G at 224 px' in card
     assert 'https://arxiv.org/abs/2503.23135' in card
     assert 'FLOPs' not in zoo.weights.model_card(model, 'zoo/lsnet_t', 'ab' * 32)
+
+
+def test_push_refuses_a_truncated_or_replaced_weights_file(tmp_path, monkeypatch):
+    uploads = []
+    monkeypatch.setattr(huggingface_hub, 'HfApi', lambda token=None: uploads.append(token))
+    folder = tmp_path / 'out'
+    save_for_hub(timm.create_model('zoo/lsnet_t'), folder)
+    weights = folder / 'model.safetensors'
+    whole = weights.read_bytes()
+    weights.write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(zoo.CheckpointError, match='model.safetensors'):
+        push_tool.main([str(folder), 'me/lsnet_t'])
+    # a whole file, but not the one the card describes
+    save_for_hub(timm.create_model('zoo/lsnet_t', num_classes=10), tmp_path / 'other')
+    weights.write_bytes((tmp_path / 'other' / 'model.safetensors').read_bytes())
+    with pytest.raises(zoo.ChecksumMismatchError, match='model card states'):
+        push_tool.main([str(folder), 'me/lsnet_t'])
+    assert uploads == []  # nothing reached the Hub
+
+
+def test_converter_removes_only_what_it_wrote(tmp_path, monkeypatch):
+    ref = timm.create_model('zoo/lsnet_t')
+    torch.save(ref.state_dict(), tmp_path / 'l.pth')
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'notes.txt').write_text('mine')
+    # a reload that differs: the tool fails, and the folder keeps what it held, with nothing added
+    real_create = timm.create_model
+
+    def create(name, *args, **kwargs):
+        model = real_create(name, *args, **kwargs)
+        if name.startswith('local-dir:'):
+            with torch.no_grad():
+                next(iter(model.parameters())).add_(1.0)
+        return model
+    monkeypatch.setattr(timm, 'create_model', create)
+    with pytest.raises(SystemExit, match='different logits'):
+        convert_checkpoint.main(['lsnet_t', str(tmp_path / 'l.pth'), str(out), '--check-size', '64'])
+    assert sorted(os.listdir(out)) == ['notes.txt'] and sorted(os.listdir(tmp_path)) == ['l.pth', 'out']
+    monkeypatch.setattr(timm, 'create_model', real_create)
+    convert_checkpoint.main(['lsnet_t', str(tmp_path / 'l.pth'), str(out), '--check-size', '64'])
+    assert sorted(os.listdir(out)) == ['README.md', 'config.json', 'model.safetensors', 'notes.txt']
+    # files of an earlier conversion are replaced only when asked
+    with pytest.raises(SystemExit):
+        convert_checkpoint.main(['lsnet_t', str(tmp_path / 'l.pth'), str(out), '--check-size', '64'])
+    convert_checkpoint.main(['lsnet_t', str(tmp_path / 'l.pth'), str(out), '--check-size', '64', '--overwrite'])
+
+
+def test_checksums_cannot_be_turned_off_by_accident(tmp_path, monkeypatch):
+    path = tmp_path / 'l.pth'
+    torch.save(timm.create_model('zoo/lsnet_t').state_dict(), path)
+    # an empty or malformed checksum is refused, on both load paths, before anything is read
+    for bad in ('', 'xyz', 42):
+        with pytest.raises(ValueError, match='checksum=.* is not allowed'):
+            timm.create_model('zoo/lsnet_t', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)),
+                              checksum=bad)
+        with pytest.raises(ValueError, match='checksum=.* is not allowed'):
+            zoo.load_checkpoint(timm.create_model('zoo/lsnet_t'), path, checksum=bad)
+    # a missing manifest is an error, not an empty one
+    monkeypatch.setenv('ZOO_MANIFEST', str(tmp_path / 'missing.toml'))
+    with pytest.raises(FileNotFoundError, match='missing.toml does not exist'):
+        read_manifest()
+    monkeypatch.delenv('ZOO_MANIFEST')
+    assert len(read_manifest()) == len(zoo.weights.checksum.read_manifest(zoo.weights.MANIFEST_PATH))

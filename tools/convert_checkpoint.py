@@ -8,12 +8,16 @@ The file is loaded through the family's checkpoint filter (every key checked), o
 deploy form, written with timm's ``save_for_hf`` (config.json, model.safetensors) plus a model card, then
 loaded back through ``timm.create_model('local-dir:<folder>', pretrained=True)``. The logits of the reloaded
 model on a fixed random batch must equal those of the converted model exactly, and a deploy form must be within
-``--tolerance`` of the train form; otherwise the folder is removed and the tool fails. The sha256 of
-model.safetensors is printed for ``hub_sha256`` in zoo/weights/manifest.toml.
+``--tolerance`` of the train form; otherwise the tool fails. The files are written to a new temporary folder
+beside the output and moved into the output only once they pass, so a failed conversion removes nothing but
+that temporary folder, and files already in the output folder are replaced only with ``--overwrite``. The
+sha256 of model.safetensors is printed for ``hub_sha256`` in zoo/weights/manifest.toml.
 """
 import argparse
+import os
 import shutil
 import sys
+import tempfile
 
 import timm
 import torch
@@ -34,7 +38,25 @@ def parse_args(argv=None):
                    help='publish the deploy form; the family must accept deploy=True (UniRepLKNet)')
     p.add_argument('--check-size', type=int, default=None, help='input size for the check (default: the tag\'s)')
     p.add_argument('--tolerance', type=float, default=1e-4, help='max abs logit error, deploy vs train form')
-    return p.parse_args(argv)
+    p.add_argument('--overwrite', action='store_true',
+                   help='replace config.json / model.safetensors / README.md already in the output folder')
+    args = p.parse_args(argv)
+    if not os.path.isfile(args.checkpoint):
+        p.error(f'checkpoint {args.checkpoint!r} is not a file')
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        p.error(f'output {args.output!r} exists and is not a folder')
+    taken = [n for n in OUTPUT_FILES if os.path.exists(os.path.join(args.output, n))]
+    if taken and not args.overwrite:
+        p.error(f'output folder {args.output!r} already holds {", ".join(taken)}; pass --overwrite to replace '
+                f'them, or choose another folder')
+    if args.check_size is not None and args.check_size < 1:
+        p.error(f'--check-size must be a positive number of pixels, got {args.check_size}')
+    if not args.tolerance >= 0:
+        p.error(f'--tolerance must be >= 0, got {args.tolerance}')
+    return args
+
+
+OUTPUT_FILES = ('config.json', 'model.safetensors', 'README.md')
 
 
 @torch.no_grad()
@@ -64,12 +86,21 @@ def convert(args) -> str:
         expected = model(x)
     entry = manifest_entry(args.model, tag) if tag else None
     gflops = count_flops(model, torch.zeros(1, *model.pretrained_cfg['input_size'])) / 1e9
-    digest = save_for_hub(model, args.output, deploy=args.deploy, entry=entry, gflops=gflops)
-    reloaded = timm.create_model(f'local-dir:{args.output}', pretrained=True).eval()
-    err = (reloaded(x) - expected).abs().max().item()
-    if err != 0.0:
-        shutil.rmtree(args.output)
-        raise SystemExit(f'the reloaded folder gives different logits (max abs {err:.2e}); removed {args.output}')
+    parent = os.path.dirname(os.path.abspath(args.output))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix='.convert-', dir=parent)  # ours alone: the only folder ever removed
+    try:
+        digest = save_for_hub(model, staging, deploy=args.deploy, entry=entry, gflops=gflops)
+        reloaded = timm.create_model(f'local-dir:{staging}', pretrained=True).eval()
+        err = (reloaded(x) - expected).abs().max().item()
+        if err != 0.0:
+            raise SystemExit(f'the reloaded folder gives different logits (max abs {err:.2e}); '
+                             f'nothing was written to {args.output}')
+        os.makedirs(args.output, exist_ok=True)
+        for name in OUTPUT_FILES:
+            os.replace(os.path.join(staging, name), os.path.join(args.output, name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     print(f'wrote {args.output}: reloaded through local-dir:, logits identical ({size} px)')
     print(f'model.safetensors sha256 = "{digest}"  (hub_sha256 for {args.model}.{tag} in zoo/weights/manifest.toml)')
     return digest

@@ -3,17 +3,24 @@
 ``torch.nn.Module.load_state_dict`` copies every matching tensor before it reports missing or unexpected
 keys, so a checkpoint that does not fit would leave the model half loaded. Every zoo load path checks the
 whole state dict first (:func:`check_state_dict`) and only then copies.
+
+A partial load (``zoo.load_checkpoint(strict=False)``, timm's ``pretrained_strict=False``) is asked for
+with :func:`partial_loading`: keys missing from the checkpoint keep the model's values and keys the model
+lacks are dropped, but a key whose shape differs, or a checkpoint of which no key fits, is still refused
+before anything is copied.
 """
+import contextlib
+import contextvars
 import os
 import pickle
 import zipfile
-from typing import Dict, Iterable, Mapping
+from typing import Dict, Iterable, Mapping, Optional
 
 import torch
 import torch.nn as nn
 
 __all__ = ['CheckpointError', 'CheckpointMismatchError', 'read_checkpoint', 'unwrap_state_dict',
-           'check_state_dict', 'check_pretrained']
+           'check_state_dict', 'check_pretrained', 'partial_loading']
 
 _WRAPPER_KEYS = ('state_dict', 'model', 'module')
 
@@ -58,7 +65,9 @@ def read_checkpoint(path: str, mmap: bool = False, trust_pickle: bool = False) -
             import safetensors.torch
             checkpoint = safetensors.torch.load_file(path)
         else:
-            checkpoint = torch.load(path, map_location='cpu', weights_only=not trust_pickle, mmap=mmap)
+            # mmap needs the zip format: a legacy (pre-1.6) pickle is read whole, as torch.load reads it
+            checkpoint = torch.load(path, map_location='cpu', weights_only=not trust_pickle,
+                                    mmap=mmap and zipfile.is_zipfile(path))
     except pickle.UnpicklingError as e:
         if 'allowed global' in str(e) or 'Unsupported global' in str(e):
             raise CheckpointError(
@@ -78,6 +87,20 @@ def read_checkpoint(path: str, mmap: bool = False, trust_pickle: bool = False) -
     return unwrap_state_dict(checkpoint, source=path)
 
 
+_PARTIAL = contextvars.ContextVar('zoo_partial_loading', default=False)
+
+
+@contextlib.contextmanager
+def partial_loading():
+    """Within this block, :func:`check_state_dict` (and so every family's checkpoint filter) accepts missing and
+    unexpected keys."""
+    token = _PARTIAL.set(True)
+    try:
+        yield
+    finally:
+        _PARTIAL.reset(token)
+
+
 def _listing(keys: Iterable[str], most: int = 12) -> str:
     keys = list(keys)
     shown = ', '.join(keys[:most])
@@ -85,10 +108,12 @@ def _listing(keys: Iterable[str], most: int = 12) -> str:
 
 
 def check_state_dict(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
-                     ignore: Iterable[str] = (), source: str = 'checkpoint') -> None:
+                     ignore: Iterable[str] = (), source: str = 'checkpoint', partial: Optional[bool] = None) -> None:
     """Raise :class:`CheckpointMismatchError` naming every missing, unexpected and mis-shaped key.
     Keys starting with a prefix in ``ignore`` are not checked (a classifier being replaced, a stem being
-    adapted to other input channels)."""
+    adapted to other input channels). ``partial`` (default: inside :func:`partial_loading`): only mis-shaped
+    keys, or no fitting key at all, are refused."""
+    partial = _PARTIAL.get() if partial is None else partial
     ignore = tuple(ignore)
     expected = model.state_dict()
     wanted = {k: v for k, v in expected.items() if not k.startswith(ignore)} if ignore else expected
@@ -96,8 +121,13 @@ def check_state_dict(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
     unexpected = [k for k in state_dict if k not in expected]
     mis_shaped = [f'{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}' for k, v in wanted.items()
                   if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
+    arch = getattr(model, 'pretrained_cfg', {}).get('architecture') or type(model).__name__
+    if partial and not mis_shaped:
+        if len(missing) < len(wanted):
+            return
+        raise CheckpointMismatchError(f'no key of {source} fits {arch} (a partial load still needs one); nothing '
+                                      f'was loaded. Its keys ({len(state_dict)}): {_listing(state_dict)}')
     if missing or unexpected or mis_shaped:
-        arch = getattr(model, 'pretrained_cfg', {}).get('architecture') or type(model).__name__
         lines = [f'{source} does not fit {arch}; nothing was loaded.']
         if missing:
             lines.append(f'missing keys ({len(missing)}): {_listing(missing)}')

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional
 from .checkpoint import CheckpointError
 
 __all__ = ['ChecksumMismatchError', 'MANIFEST_PATH', 'read_manifest', 'manifest_entry', 'expected_checksum',
-           'sha256_of', 'verify_checksum', 'download_verified']
+           'sha256_of', 'check_checksum_arg', 'verify_checksum', 'download_verified']
 
 MANIFEST_PATH = Path(__file__).resolve().parent / 'manifest.toml'
 _HEX = re.compile(r'^[0-9a-f]{8,64}$')
@@ -34,11 +34,14 @@ def _manifest_path() -> Path:
 
 def read_manifest(path: Optional[os.PathLike] = None) -> List[Dict]:
     """The manifest's entries, checked: every field present, checksums hex (a full sha256 or its first 8+
-    digits, as in torch hub file names), no (model, tag) twice. A missing manifest reads as empty (a wheel
-    install without the repository's ``checkpoints/``)."""
+    digits, as in torch hub file names), no (model, tag) twice. A missing manifest is an error, not an empty
+    one: the package ships it, and without it no download would be checked."""
     path = Path(path) if path is not None else _manifest_path()
     if not path.is_file():
-        return []
+        where = ('ZOO_MANIFEST points to it' if path != MANIFEST_PATH
+                 else 'it is package data of zoo; the installation is incomplete, reinstall the package')
+        raise FileNotFoundError(f'the checkpoint manifest {path} does not exist ({where}); without it no '
+                                f'downloaded checkpoint could be checked against its sha256')
     with open(path, 'rb') as f:
         entries = tomllib.load(f).get('checkpoint', [])
     seen = set()
@@ -82,12 +85,24 @@ def sha256_of(path: os.PathLike) -> str:
     return h.hexdigest()
 
 
+def check_checksum_arg(checksum: Optional[str]) -> Optional[str]:
+    """``checksum`` as given by a caller, lowercased: None (the manifest's, where it records one) or 8 to 64
+    hex digits of a sha256. Anything else, an empty string included, is refused: no value turns the check
+    off."""
+    if checksum is None:
+        return None
+    if not isinstance(checksum, str) or not _HEX.match(checksum.lower()):
+        raise ValueError(f'checksum={checksum!r} is not allowed; checksum must be 8 to 64 hex digits of the '
+                         f'file\'s sha256, or None for the one the manifest records')
+    return checksum.lower()
+
+
 def verify_checksum(path: os.PathLike, expected: str) -> None:
     """Raise :class:`ChecksumMismatchError` unless ``path``'s sha256 starts with ``expected`` (a full digest or
     a prefix of at least 8 hex digits)."""
-    expected = expected.lower()
-    if not _HEX.match(expected):
-        raise ValueError(f'a checksum is 8 to 64 hex digits of a sha256, got {expected!r}')
+    expected = check_checksum_arg(expected)
+    if expected is None:
+        raise ValueError('verify_checksum needs the expected sha256, got None')
     actual = sha256_of(path)
     if not actual.startswith(expected):
         raise ChecksumMismatchError(f'checkpoint {path} has sha256 {actual}, expected {expected}; it is corrupt '
@@ -111,7 +126,7 @@ def download_verified(repo_id: str, filename: Optional[str] = None, checksum: Op
         except (EntryNotFoundError, LocalEntryNotFoundError) as e:
             last_error = e
             continue
-        if checksum:
+        if checksum is not None:
             verify_checksum(path, checksum)
         return path
     raise CheckpointError(f'no weights file {" or ".join(names)} in Hub repo {repo_id} '

@@ -8,13 +8,15 @@ imported.
 """
 import json
 import os
+import re
 from pathlib import Path
 from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
 
-from .checksum import sha256_of
+from .checkpoint import read_checkpoint
+from .checksum import ChecksumMismatchError, sha256_of
 
 __all__ = ['save_for_hub', 'push_to_hub', 'model_card']
 
@@ -68,7 +70,9 @@ def save_for_hub(model: nn.Module, folder: os.PathLike, deploy: bool = False, en
 
 def push_to_hub(folder: os.PathLike, repo_id: str, token: Optional[str] = None, private: bool = False,
                 commit_message: str = 'Add zoo checkpoint', revision: Optional[str] = None):
-    """Upload a folder written by :func:`save_for_hub` to ``repo_id`` (created if missing)."""
+    """Upload a folder written by :func:`save_for_hub` to ``repo_id`` (created if missing), after checking it:
+    model.safetensors must read whole and have the sha256 its model card states, so that a truncated or
+    replaced file is never published."""
     from huggingface_hub import HfApi
 
     folder = Path(folder)
@@ -80,6 +84,15 @@ def push_to_hub(folder: os.PathLike, repo_id: str, token: Optional[str] = None, 
         architecture = json.load(f).get('architecture', '')
     if not architecture.startswith('zoo/'):
         raise ValueError(f'{folder}/config.json names architecture {architecture!r}, not a zoo model')
+    weights = folder / 'model.safetensors'
+    read_checkpoint(weights)  # a CheckpointError naming the file if it is truncated or not safetensors
+    stated = re.search(r'model\.safetensors sha256: `([0-9a-f]{64})`', (folder / 'README.md').read_text())
+    actual = sha256_of(weights)
+    if stated is None or stated.group(1) != actual:
+        raise ChecksumMismatchError(
+            f'{weights} has sha256 {actual}, but its model card states '
+            f'{stated.group(1) if stated else "none"}; the file changed after it was written: convert again '
+            f'(tools/convert_checkpoint.py) before pushing')
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
     return api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message=commit_message,

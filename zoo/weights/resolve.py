@@ -6,7 +6,7 @@ file holds (:func:`zoo.weights.checkpoint.unwrap_state_dict`), and holds it to i
 import os
 from typing import Optional
 
-from .checksum import download_verified, expected_checksum, read_manifest, verify_checksum
+from .checksum import check_checksum_arg, download_verified, expected_checksum, read_manifest, verify_checksum
 
 __all__ = ['resolve_weights_file']
 
@@ -20,6 +20,7 @@ def resolve_weights_file(cfg, checksum: Optional[str] = None) -> Optional[str]:
     fetched through ``huggingface_hub`` (its cache and offline mode); a URL through timm's download cache. The
     file is then held to ``checksum`` or the sha256 the manifest records for it, where either is known.
     Returns None for a cfg that carries its state dict itself."""
+    checksum = check_checksum_arg(checksum)
     if cfg.state_dict:
         return None
     if cfg.file:
@@ -30,10 +31,10 @@ def resolve_weights_file(cfg, checksum: Optional[str] = None) -> Optional[str]:
                 raise FileNotFoundError(f'no {" or ".join(_LOCAL_NAMES)} in {path}')
             path = found[0]
     elif cfg.hf_hub_id:
-        checksum = checksum or expected_checksum(cfg.hf_hub_id, cfg.hf_hub_filename)
+        checksum = checksum if checksum is not None else expected_checksum(cfg.hf_hub_id, cfg.hf_hub_filename)
         path = download_verified(cfg.hf_hub_id, cfg.hf_hub_filename)  # checked once, below
     elif cfg.url:
-        checksum = checksum or expected_checksum(url=cfg.url)
+        checksum = checksum if checksum is not None else expected_checksum(url=cfg.url)
         shared_name = _share_link_file(cfg.url)
         if shared_name:
             path = _download_as(cfg.url, shared_name)
@@ -42,7 +43,7 @@ def resolve_weights_file(cfg, checksum: Optional[str] = None) -> Optional[str]:
             path = download_cached_file(cfg.url)
     else:
         raise ValueError(f'pretrained cfg of {cfg.architecture} names no weights (no file, hf_hub_id or url)')
-    if checksum:
+    if checksum is not None:
         verify_checksum(path, checksum)
     return path
 
