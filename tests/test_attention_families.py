@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from conftest import count_params, randomize_norms
+from conftest import SMALLEST, count_params, randomize_norms
 from zoo.layers import DeformConv2dPack, naive_attention
 from zoo.models.biformer import AttentionLePE, BiLevelRoutingAttention
 from zoo.models.litv2 import HiLo
@@ -223,9 +223,10 @@ def _random_sizes(name, n=2):
     return [(rng.randrange(64, 513), rng.randrange(64, 513)) for _ in range(n)]
 
 
-@pytest.mark.parametrize('model_name', MODELS)
+@pytest.mark.parametrize('model_name', [m for m in SMALLEST if m in MODELS])
 def test_features_only_at_random_sizes(model_name):
-    """Sizes from 64 to 512, most not multiples of 32: every feature map is ceil(size / reduction)."""
+    """Sizes from 64 to 512, most not multiples of 32: every feature map is ceil(size / reduction). The padding
+    is family code, run alike by every variant (each of which is checked at 64x128 in its one-build contract)."""
     model = timm.create_model('zoo/' + model_name, features_only=True).eval()
     sizes = _random_sizes(model_name) + [(64, 64), (97, 131)]
     for size in sizes:
@@ -380,3 +381,28 @@ def test_shvit_deploy_form_runs_pointwise_convs_as_linears_on_channels_last_maps
         for a, b in zip(model(x), deploy(x)):
             assert a.is_contiguous() and b.is_contiguous(memory_format=torch.channels_last)
             assert (a - b).abs().max() <= 1e-5 * a.abs().max()
+
+
+def test_deform_conv_survives_non_finite_offsets_and_runs_bf16():
+    """torchvision's kernel segfaults on a NaN offset (the process dies) and samples 0 at an infinite one; the
+    zoo's op gives NaN at those output positions and the plain result elsewhere. bf16 (LiTv2 under --amp on
+    CPU, where torchvision has no bf16 kernel) is computed in float32."""
+    from torchvision.ops import deform_conv2d
+    from zoo.layers.deform import deform_conv
+    x, w = torch.randn(1, 8, 16, 16), torch.randn(16, 8, 2, 2)
+    offset = torch.randn(1, 8, 8, 8)
+    want = deform_conv2d(x, offset, w, stride=2)
+    for value in (float('nan'), float('inf'), -float('inf')):
+        bad = offset.clone()
+        bad[0, 3, 2, 5] = value
+        got = deform_conv(x, bad, w, None, (2, 2), (0, 0), (1, 1))
+        assert got[0, :, 2, 5].isnan().all()
+        keep = torch.ones(8, 8, dtype=torch.bool)
+        keep[2, 5] = False
+        torch.testing.assert_close(got[0][:, keep], want[0][:, keep])
+    model = zoo.create_model('litv2_s', num_classes=10)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = model(torch.randn(2, 3, 64, 64))
+    out.float().sum().backward()
+    offsets = [m.conv_offset for m in model.modules() if hasattr(m, 'conv_offset')]
+    assert torch.isfinite(out).all() and offsets and all(c.weight.grad is not None for c in offsets)

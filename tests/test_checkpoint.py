@@ -253,3 +253,44 @@ def test_a_file_with_model_and_model_ema_loads_model_on_both_paths(tmp_path):
     # the file does tell the two apart: timm's own reader takes the EMA weights
     from timm.models import load_state_dict
     assert torch.equal(load_state_dict(str(path))['stem.conv.weight'], ema['stem.conv.weight'])
+
+
+def test_legacy_pth_loads_on_every_path(tmp_path):
+    """Files saved before PyTorch's zip format (many authors' releases) load on the pretrained path and through
+    zoo.load_checkpoint, still with weights_only=True."""
+    ref = zoo.create_model('lsnet_t')
+    path = tmp_path / 'legacy.pth'
+    torch.save({'model': ref.state_dict()}, path, _use_new_zipfile_serialization=False)
+    via_timm = timm.create_model('zoo/lsnet_t', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    via_zoo = zoo.load_checkpoint(zoo.create_model('lsnet_t'), path)
+    from zoo.weights import read_checkpoint
+    mapped = read_checkpoint(path, mmap=True)
+    for k, v in ref.state_dict().items():
+        assert torch.equal(via_timm.state_dict()[k], v) and torch.equal(via_zoo.state_dict()[k], v)
+        assert torch.equal(mapped[k], v)
+
+
+def test_partial_load_loads_what_fits_and_says_what_did_not(tmp_path):
+    model = zoo.create_model('lsnet_t')
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    donor = zoo.create_model('lsnet_t')
+    sd = donor.state_dict()
+    del sd['head.fc.weight']
+    sd['extra.weight'] = torch.zeros(1)
+    with pytest.warns(UserWarning, match=r"690 of 691 keys loaded; missing .*head.fc.weight.*unexpected .*extra"):
+        zoo.load_checkpoint(model, sd, strict=False)
+    assert torch.equal(model.state_dict()['head.fc.weight'], before['head.fc.weight'])
+    assert torch.equal(model.state_dict()['stem.0.conv.weight'], donor.state_dict()['stem.0.conv.weight'])
+    # a mis-shaped key, or nothing that fits, still refuses before anything is copied
+    fresh = zoo.create_model('lsnet_t')
+    kept = {k: v.clone() for k, v in fresh.state_dict().items()}
+    for bad in (zoo.create_model('lsnet_t', num_classes=10).state_dict(), {'foo': torch.zeros(3)}):
+        with pytest.raises(zoo.CheckpointMismatchError, match='nothing was loaded'):
+            zoo.load_checkpoint(fresh, bad, strict=False)
+        assert all(torch.equal(v, kept[k]) for k, v in fresh.state_dict().items())
+    # timm's pretrained_strict=False takes the same rule
+    torch.save(sd, tmp_path / 'part.pth')
+    timm.create_model('zoo/lsnet_t', pretrained=True, pretrained_cfg_overlay=dict(file=str(tmp_path / 'part.pth')),
+                      pretrained_strict=False)
+    with pytest.raises(zoo.CheckpointMismatchError, match='missing keys'):
+        timm.create_model('zoo/lsnet_t', pretrained=True, pretrained_cfg_overlay=dict(file=str(tmp_path / 'part.pth')))
