@@ -10,17 +10,6 @@ torch.set_num_threads(1)
 MODELS = zoo.list_models()
 # each family's smallest variant, where a check per family is enough
 SMALLEST = [family.smallest for family in zoo.families()]
-# the variants above 80M parameters (tests/test_contract.py checks the list against meta-device counts): they
-# take the whole contract in one build, and counts, key mapping and deploy parity at a small input
-BIG = ('convnext_base', 'convnext_large', 'convnext_xlarge', 'fasternet_l', 'inceptionnext_base', 'litv2_b',
-       'unireplknet_b', 'unireplknet_l', 'unireplknet_xl')
-
-
-def variants(names=None):
-    """Test parameters over zoo models (every registered one by default): each family's smallest variant in
-    the fast tier, the others marked ``slow`` (the full suite runs them all)."""
-    names = MODELS if names is None else names
-    return [n if n in SMALLEST else pytest.param(n, marks=pytest.mark.slow) for n in names]
 
 
 def count_params(name: str, deploy: bool = False, **kwargs) -> int:
@@ -69,6 +58,10 @@ def seeded():
     torch.manual_seed(0)
 
 
-@pytest.fixture(params=variants())
-def model_name(request):
-    return request.param
+def remaining_norms_are_unfoldable(model):
+    """Every BatchNorm left in a deploy form is one its parent declares unfoldable (``unfoldable_norms``)."""
+    modules = dict(model.named_modules())
+    for name, m in modules.items():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            parent, _, child = name.rpartition('.')
+            assert child in getattr(modules[parent], 'unfoldable_norms', ()), f'{name} could have been folded'

@@ -1,6 +1,12 @@
-"""timm's model contract, for every registered zoo model: each test on every variant up to 80M parameters, and
-the whole contract in one build on each larger one (``BIG``; the variants of a family share their code, so
-what the larger ones add is their size)."""
+"""timm's model contract, the zoo's deploy form and the faults a model must survive, registry-wide.
+
+Every check runs as its own test on each family's smallest variant (the fast tier). Every other registered
+variant takes the whole contract in one build at a small input (slow tier): the pretrained cfg, features then
+head, intermediates against ``feature_info``, parameter groups, the classifier reset, the input checks, the
+FX trace, the deploy form (exact folds, nothing left to fold, traced as export traces it) and the faults (non-finite inputs come out
+non-finite, an empty batch gives an empty output). A family's variants share their code: what a larger
+variant adds is its widths, depths and configuration, and one build runs all of its code. A new family gets
+all of this from its record, as tests/test_tiny_family.py shows."""
 import math
 
 import pytest
@@ -9,12 +15,15 @@ import torch
 from timm.models import group_parameters
 
 import zoo
-from conftest import BIG, MODELS, count_params, randomize_norms, variants
+from conftest import MODELS, SMALLEST, randomize_norms, remaining_norms_are_unfoldable
+from test_fx_script import fx_trace
+from zoo.deploy import foldable_modules
 
 SMALL = 128  # a multiple of every model's total stride, small enough for CPU tests
+NON_FINITE = (float('nan'), float('inf'), -float('inf'))
 
 
-@pytest.fixture(params=variants([m for m in MODELS if m not in BIG]))
+@pytest.fixture(params=SMALLEST)
 def model_name(request):
     return request.param
 
@@ -177,32 +186,80 @@ def test_input_sizes(model_name):
                 assert got in (n // r, math.ceil(n / r)), (f.shape, size, r)
 
 
-@pytest.mark.slow
-def test_big_is_every_variant_above_80m_parameters():
-    """Each family registers its variants smallest first: its first ``BIG`` variant is above 80M parameters,
-    the one before it is not, and none after it is small again (counted on the meta device)."""
-    for family in zoo.families():
-        names = family.models()
-        big = [i for i, n in enumerate(names) if n in BIG]
-        if big:
-            assert big == list(range(big[0], len(names))), (family.name, names)
-            assert count_params(names[big[0]]) > 80e6
-        if len(big) < len(names):
-            assert count_params(names[len(names) - len(big) - 1]) <= 80e6, family.name
+def check_non_finite(model, clean=None, want=None):
+    """A NaN, inf or -inf in a sample makes every output of that sample non-finite and leaves a clean sample
+    in the same batch as it was (``want``: the model's output on ``clean``, one sample): nothing crashes,
+    nothing turns a broken input into a finite answer."""
+    if clean is None:
+        clean = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        want = model(clean) if want is None else want
+        x = clean.repeat(len(NON_FINITE) + 1, 1, 1, 1)
+        for i, value in enumerate(NON_FINITE):
+            x[i, 1, x.shape[2] // 3, x.shape[3] // 2] = value
+        out = model(x)
+    for i, value in enumerate(NON_FINITE):
+        assert not torch.isfinite(out[i]).any(), f'{value} in the input gave finite outputs'
+    torch.testing.assert_close(out[-1:], want, rtol=1e-4, atol=1e-4 * max(1.0, want.abs().max().item()))
+
+
+def check_empty_batch(model, size=(64, 64)):
+    with torch.no_grad():
+        out = model(torch.randn(0, 3, *size))
+        full = model(torch.randn(1, 3, *size))
+    outs, fulls = (out, full) if isinstance(out, (list, tuple)) else ([out], [full])
+    assert [tuple(o.shape) for o in outs] == [(0,) + tuple(f.shape[1:]) for f in fulls]
+
+
+def test_non_finite_inputs_come_out_non_finite(model_name):
+    """Train form (eval and train mode, with a backward pass) and deploy form."""
+    model = randomize_norms(create(model_name)).eval()
+    check_non_finite(model)
+    check_non_finite(zoo.reparameterize(model))
+    x = torch.randn(2, 3, 64, 64)
+    x[0, 0, 5, 5] = float('nan')
+    out = model.train()(x)  # (batch statistics may spread it to the other sample)
+    assert not torch.isfinite(out[0]).any()
+    out.sum().backward()
+
+
+def test_empty_batch_gives_empty_outputs(model_name):
+    model = create(model_name).eval()
+    check_empty_batch(model)
+    check_empty_batch(zoo.reparameterize(model))
+    check_empty_batch(create(model_name, features_only=True).eval())
+    with torch.no_grad():
+        final, inter = model.forward_intermediates(torch.randn(0, 3, 64, 64))
+    assert final.shape[0] == 0 and all(f.shape[0] == 0 for f in inter)
+
+
+@pytest.mark.parametrize('kwargs,arg', [
+    (dict(in_chans=0), 'in_chans'), (dict(num_classes=1.5), 'num_classes'), (dict(num_classes=-1), 'num_classes'),
+    (dict(drop_path_rate=2.0), 'drop_path_rate'), (dict(drop_rate=-0.1), 'drop_rate'),
+    (dict(features_only=True, out_indices=()), 'out_indices'),
+    (dict(features_only=True, out_indices=(2, 1)), 'out_indices'),
+    (dict(features_only=True, out_indices=(1, 1)), 'out_indices'),
+    (dict(features_only=True, out_indices=(9,)), 'out_indices'),
+])
+def test_bad_model_arguments_are_named(kwargs, arg):
+    """Refused before anything is built, with the argument, the value and what is allowed."""
+    for name in SMALLEST:
+        with pytest.raises(ValueError, match=rf'{arg}=.* is not allowed; {arg} must be'):
+            create(name, **kwargs)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('name', BIG)
-def test_big_variant_meets_the_contract(name):
-    """The contract in one build of a large variant, at a small input: the pretrained cfg, features then
-    head, intermediates against feature_info, parameter groups, classifier reset and input checks."""
+@pytest.mark.parametrize('name', [m for m in MODELS if m not in SMALLEST])
+def test_variant_meets_the_contract(name):
+    """The whole contract in one build of a variant other than its family's smallest, at a small input."""
     model = randomize_norms(create(name)).eval()
     cfg = model.pretrained_cfg
     for key in ('input_size', 'mean', 'std', 'crop_pct', 'interpolation', 'num_classes', 'classifier', 'first_conv'):
         assert cfg.get(key) is not None, key
+    assert cfg.get('hf_hub_id') or cfg.get('url')
     assert isinstance(model.get_submodule(cfg['first_conv']), torch.nn.Conv2d)
-    assert model.get_submodule(cfg['classifier']).out_features == cfg['num_classes'] == 1000
-    x = torch.randn(1, 3, 64, 96)
+    assert model.get_submodule(cfg['classifier']).out_features == cfg['num_classes'] == model.num_classes
+    x = torch.randn(1, 3, 64, 128)
     with torch.no_grad():
         feats = model.forward_features(x)
         pre = model.forward_head(feats, pre_logits=True)
@@ -214,7 +271,7 @@ def test_big_variant_meets_the_contract(name):
     torch.testing.assert_close(final, feats)
     assert len(inter) == len(model.feature_info)
     for f, info in zip(inter, model.feature_info):
-        assert f.shape == (1, info['num_chs'], math.ceil(64 / info['reduction']), math.ceil(96 / info['reduction']))
+        assert f.shape == (1, info['num_chs'], math.ceil(64 / info['reduction']), math.ceil(128 / info['reduction']))
     torch.testing.assert_close(only[1], inter[2])
     names = {n for n, _ in model.named_parameters()}
     assert model.no_weight_decay() <= names
@@ -223,9 +280,27 @@ def test_big_variant_meets_the_contract(name):
         assert sorted(n for g in groups.values() for n in g) == sorted(names)
     with pytest.raises(ValueError, match='built for 3 input channels, got 1'):
         model(torch.randn(1, 1, 64, 64))
+    # the FX trace (timm's test_model_forward_fx): the same ops, bit for bit
+    with torch.no_grad():
+        assert torch.equal(fx_trace(model)(x), logits)
+    check_non_finite(model, x, logits)
+    check_empty_batch(model)
+    # the deploy form: every fold exact, nothing left to fold, the train form untouched
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    deploy = zoo.reparameterize(model)
+    assert not foldable_modules(deploy)
+    remaining_norms_are_unfoldable(deploy)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    check_non_finite(deploy, x, logits)  # with the deploy form's parity on the clean sample
+    check_empty_batch(deploy)
+    # the deploy form traced as export traces it (the graph ONNX and TorchScript export write; the export files
+    # themselves are checked against onnxruntime and torch.jit.load on each family's smallest variant)
+    with torch.no_grad():
+        traced = torch.jit.trace(deploy, (x,), check_trace=False)
+        torch.testing.assert_close(traced(x), deploy(x))
     model.reset_classifier(10)
     with torch.no_grad():
-        assert model(x).shape == (1, 10)
+        assert model.eval()(x).shape == (1, 10)  # (a new BatchNorm head is in train mode)
     model.reset_classifier(0)
     with torch.no_grad():
-        assert model(x).shape == (1, model.head_hidden_size)
+        assert model.eval()(x).shape == (1, model.head_hidden_size)

@@ -13,8 +13,8 @@ scripted, and the input check kept by a traced and a scripted model.
 Cost: inputs are the smallest each model takes (its total stride: 32, or 64 for LSNet and SHViT), and the checks
 of one model share its build and its traced graph (a class-scoped fixture). Tracing and scripting cost about
 their number of modules (TorchScript's frontend alone takes seconds for a model of a few hundred modules), so
-every variant is traced forward (those above 80M parameters in the slow tier) and the other three checks run
-on each family's smallest variant: a family's variants share their code, so they script and trace alike.
+they run on each family's smallest variant: a family's variants share their code, so they script and trace
+alike. Every other variant is traced forward in its one-build contract (tests/test_contract.py).
 """
 import pytest
 import torch
@@ -22,13 +22,9 @@ from timm.layers import get_notrace_functions, get_notrace_modules, set_scriptab
 from torchvision.models.feature_extraction import LeafModuleAwareTracer, create_feature_extractor
 
 import zoo
-from conftest import BIG, MODELS, SMALLEST, randomize_norms
+from conftest import SMALLEST, randomize_norms
 
 NUM_CLASSES = 42  # as timm's backward test: a head that is not the pretrained one
-
-
-def _params(slow):
-    return [pytest.param(n, id=n, marks=pytest.mark.slow) if slow(n) else pytest.param(n, id=n) for n in MODELS]
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -95,7 +91,7 @@ def check_fx_forward(built):
     assert not torch.isnan(got).any()
 
 
-@pytest.mark.parametrize('name', _params(lambda n: n in BIG))
+@pytest.mark.parametrize('name', SMALLEST)
 def test_fx_forward(name):
     """timm's ``test_model_forward_fx``."""
     check_fx_forward(Built(name))

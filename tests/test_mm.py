@@ -80,9 +80,14 @@ def build(cfg: Config):
     return MODELS.build(cfg.model), DATASETS.build(cfg.train_dataloader.dataset)
 
 
-@pytest.mark.parametrize('task', ['coco', 'ade20k'])
-@pytest.mark.parametrize('family', sorted(FAMILIES))
-def test_mask_rcnn_and_upernet_train_step_for_every_family(family, task, shapes):
+# each family trains one of the two tasks end to end and each task is trained with four families (alternating
+# in name order); every family's configs for both tasks are built and checked against its outputs in
+# test_every_config_parses_and_names_a_fitting_neck, and its backbone outputs in test_outputs_strides_and_norms
+TRAIN_STEPS = [(family, ('coco', 'ade20k')[i % 2]) for i, family in enumerate(sorted(FAMILIES))]
+
+
+@pytest.mark.parametrize('family,task', TRAIN_STEPS)
+def test_mask_rcnn_or_upernet_train_step_for_every_family(family, task, shapes):
     det_cfg, seg_cfg = FAMILIES[family]
     arch = zoo.family_of(family).smallest
     cfg = family_config(task, det_cfg if task == 'coco' else seg_cfg, arch,
@@ -322,12 +327,12 @@ def _run(args, **kw):
     return r
 
 
-def _seg_options(data_root, iters, stop=None):
-    """Options for a short UperNet run on the shapes; ``stop`` ends it early on the same schedule. No random
+def _seg_options(data_root, iters):
+    """Options for a short UperNet run on the shapes. No random
     flip and no dropout: mmengine checkpoints carry no RNG state, so only a run without randomness after the
     start can be compared step by step with a resumed one."""
     opts = {'train_dataloader.dataset.data_root': f'{data_root}/', 'val_dataloader.dataset.data_root': f'{data_root}/',
-            'test_dataloader.dataset.data_root': f'{data_root}/', 'train_cfg.max_iters': stop or iters,
+            'test_dataloader.dataset.data_root': f'{data_root}/', 'train_cfg.max_iters': iters,
             'train_cfg.val_interval': iters, 'default_hooks.logger.interval': 1,
             'default_hooks.checkpoint.interval': 2, 'default_hooks.checkpoint.max_keep_ckpts': 5,
             'train_dataloader.batch_size': 2, 'train_dataloader.dataset.pipeline.3.prob': 0.0,
@@ -338,20 +343,20 @@ def _seg_options(data_root, iters, stop=None):
 
 
 def test_resume_continues_with_the_same_iterations_and_losses(shapes, tmp_path):
+    """A 4-iteration run, and a second run resumed from the first one's iteration-2 checkpoint: iterations 3
+    and 4 have the same losses in both."""
     config = os.path.join(CONFIGS, 'shapes', 'upernet_lsnet_t_shapes.py')
     full, part = str(tmp_path / 'full'), str(tmp_path / 'part')
     _run([sys.executable, 'tools/mm_train.py', config, '--work-dir', full,
           '--cfg-options', *_seg_options(shapes / 'ade', 4)])
-    _run([sys.executable, 'tools/mm_train.py', config, '--work-dir', part,
-          '--cfg-options', *_seg_options(shapes / 'ade', 4, stop=2)])
-    assert os.path.isfile(os.path.join(part, 'iter_2.pth')) and not os.path.isfile(os.path.join(part, 'iter_4.pth'))
+    assert os.path.isfile(os.path.join(full, 'iter_2.pth'))
     # the checkpoint holds mmengine's message hub (HistoryBuffer, numpy values): read with weights_only=True
     r = _run([sys.executable, 'tools/mm_train.py', config, '--work-dir', part, '--resume',
-              os.path.join(part, 'iter_2.pth'), '--cfg-options', *_seg_options(shapes / 'ade', 4)])
+              os.path.join(full, 'iter_2.pth'), '--cfg-options', *_seg_options(shapes / 'ade', 4)])
     assert 'resumed epoch: 0, iter: 2' in r.stdout + r.stderr
     want, got = _losses(full), _losses(part)
-    assert sorted(want) == [1, 2, 3, 4] and sorted(got) == [1, 2, 3, 4]
-    for it in (1, 2, 3, 4):
+    assert sorted(want) == [1, 2, 3, 4] and sorted(got) == [3, 4]
+    for it in (3, 4):
         assert math.isclose(got[it], want[it], rel_tol=1e-4), (it, got[it], want[it])
     assert os.path.isfile(os.path.join(part, 'iter_4.pth'))
 

@@ -1,4 +1,5 @@
-"""Deploy form: every fold exact, for every model and for each fusable unit."""
+"""Deploy form: every fold exact, for each fusable unit and on each family's smallest variant at 224 px (every
+other variant's deploy form is checked at a small input in tests/test_contract.py, in its one-build contract)."""
 import itertools
 
 import pytest
@@ -8,24 +9,16 @@ import torch.nn.functional as F
 from timm.utils import reparameterize_model
 
 import zoo
-from conftest import BIG, randomize_norms, variants
+from conftest import SMALLEST, randomize_norms, remaining_norms_are_unfoldable
 from zoo.layers import BNLinear, ConvBN, RepVGGDW
 from zoo.models.lsnet import Attention, small_kernel_aggregation
 from zoo.deploy import foldable_modules
 
 
-def _remaining_norms_are_unfoldable(model):
-    modules = dict(model.named_modules())
-    for name, m in modules.items():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            parent, _, child = name.rpartition('.')
-            assert child in getattr(modules[parent], 'unfoldable_norms', ()), f'{name} could have been folded'
-
-
+@pytest.mark.parametrize('model_name', SMALLEST)
 def test_deploy_form_matches_train_form(model_name):
     model = randomize_norms(timm.create_model('zoo/' + model_name)).eval()
-    size = 64 if model_name in BIG else 224  # a large variant's folds are its small siblings' at more width
-    x = torch.randn(2, 3, size, size)
+    x = torch.randn(2, 3, 224, 224)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     deploy = zoo.reparameterize(model)
     via_timm = reparameterize_model(model)
@@ -36,15 +29,15 @@ def test_deploy_form_matches_train_form(model_name):
     assert (out - ref).abs().max() <= 1e-4
     assert (out_timm - ref).abs().max() <= 1e-4
     assert not foldable_modules(deploy) and not foldable_modules(via_timm)
-    _remaining_norms_are_unfoldable(deploy)
-    _remaining_norms_are_unfoldable(via_timm)
+    remaining_norms_are_unfoldable(deploy)
+    remaining_norms_are_unfoldable(via_timm)
     # folding leaves fewer numbers (SHViT's deploy attention adds zero padding, which holds no information)
     assert sum(int((p != 0).sum()) for p in deploy.parameters()) < sum(p.numel() for p in model.parameters())
     for k, v in model.state_dict().items():  # the train form is left as it was
         assert torch.equal(v, before[k])
 
 
-@pytest.mark.parametrize('model_name', variants([m for m in zoo.list_models() if m not in BIG]))
+@pytest.mark.parametrize('model_name', SMALLEST)
 def test_deploy_form_features_match(model_name):
     model = randomize_norms(timm.create_model('zoo/' + model_name, features_only=True)).eval()
     deploy = zoo.reparameterize(model)

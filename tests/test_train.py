@@ -177,12 +177,21 @@ def test_lsnet_t_learns_digits(digits, tmp_path):
     assert plain['top1'] == train_form['top1']
 
 
-def test_training_options_run(digits, tmp_path):
+def test_training_options_run(small_digits, tmp_path):
     """bf16 autocast, gradient checkpointing, accumulation, mixup/cutmix, EMA, repeated augmentation, AGC
     clipping and TensorBoard logs together for one epoch; then channels-last storage (in fp32: with bf16 on CPU
-    it gave exploding gradients, docs/training.md)."""
-    result = train(_args(digits, tmp_path / 'a', '--epochs', '1', '--warmup-epochs', '0', '--amp',
-                         '--grad-checkpointing', '--grad-accum-steps', '2', '--batch-size', '32', '--mixup', '0.8',
+    it gave exploding gradients, docs/training.md). Three training images a class (bf16 on a CPU without bf16
+    instructions is ~20x slower than fp32): what is checked is that the options run together and count their
+    updates, not what they learn."""
+    few = tmp_path / 'few'
+    for split, keep in (('train', 3), ('val', 1)):
+        for folder in sorted((small_digits / split).iterdir()):
+            (few / split / folder.name).mkdir(parents=True)
+            for path in sorted(folder.iterdir())[:keep]:
+                shutil.copy(path, few / split / folder.name / path.name)
+    result = train(_args(few, tmp_path / 'a', '--epochs', '1', '--warmup-epochs', '0', '--amp',
+                         '--img-size', '16', '--grad-checkpointing', '--grad-accum-steps', '2', '--batch-size', '8',
+                         '--mixup', '0.8',
                          '--cutmix', '1.0', '--model-ema', '--model-ema-decay', '0.9', '--aug-repeats', '2',
                          '--clip-grad', '0.02', '--clip-mode', 'agc', '--log-tensorboard'))
     rows = list(csv.DictReader(open(tmp_path / 'a' / 'summary.csv')))
@@ -190,13 +199,13 @@ def test_training_options_run(digits, tmp_path):
     assert {'eval_top1', 'eval_raw_top1'} <= set(rows[0])  # the EMA is evaluated, the raw model logged
     state = load_training_checkpoint(str(tmp_path / 'a' / 'last.pth'))
     from timm.data.distributed_sampler import RepeatAugSampler
-    n_batches = len(RepeatAugSampler(range(1347), num_replicas=1, rank=0, num_repeats=2)) // 32
+    n_batches = len(RepeatAugSampler(range(30), num_replicas=1, rank=0, num_repeats=2)) // 8
     assert state['num_updates'] == math.ceil(n_batches / 2)  # every 2 batches one update, a last partial one
     assert not any(torch.equal(state['state_dict'][k], state['state_dict_ema'][k])
                    for k in state['state_dict'] if k.endswith('.weight') and 'bn' not in k)
     assert list((tmp_path / 'a' / 'tensorboard').glob('events.out.tfevents.*'))
-    assert result['eval']['images'] == 450
-    result = train(_args(digits, tmp_path / 'b', '--epochs', '1', '--channels-last'))
+    assert result['eval']['images'] == 10
+    result = train(_small_args(few, tmp_path / 'b', '--channels-last', '--batch-size', '8'))
     assert math.isfinite(result['eval']['loss'])
 
 
@@ -214,12 +223,15 @@ def _kill_mid_epoch(cmd, epoch, batch):
     assert proc.returncode == -signal.SIGKILL, ''.join(seen[-20:])
 
 
-def test_resume_after_kill_gives_the_same_weights(digits, tmp_path):
-    common = [sys.executable, 'tools/train.py', '--config', str(DIGITS_RECIPE), '--data-dir', str(digits),
-              '--epochs', '3', '--model-ema', '--workers', '1', '--no-progress', '--log-interval', '1']
+def test_resume_after_kill_gives_the_same_weights(small_digits, tmp_path):
+    """A run killed in its second epoch and resumed ends with the weights, EMA weights, optimizer state and
+    metrics of an uninterrupted run (small digits: five batches an epoch, one worker process)."""
+    common = [sys.executable, 'tools/train.py', '--config', str(DIGITS_RECIPE), '--data-dir', str(small_digits),
+              '--epochs', '3', '--img-size', '16', '--batch-size', '32', '--model-ema', '--workers', '1',
+              '--no-progress', '--log-interval', '1']
     straight = _run(common + ['--output', str(tmp_path / 'a')], timeout=900)
     assert straight.returncode == 0, straight.stderr[-3000:]
-    _kill_mid_epoch(common + ['--output', str(tmp_path / 'b')], epoch=1, batch=4)
+    _kill_mid_epoch(common + ['--output', str(tmp_path / 'b')], epoch=1, batch=3)
     assert load_training_checkpoint(str(tmp_path / 'b' / 'last.pth'))['epoch'] == 0
     resumed = _run(common + ['--output', str(tmp_path / 'b'), '--resume', 'auto'], timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -237,21 +249,21 @@ def test_resume_after_kill_gives_the_same_weights(digits, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group('runs')
-def test_two_process_torchrun(digits, tmp_path):
-    """Two processes with half the batch each: the same global batch and lr as the single-process recipe, so
-    the accuracy must be in line with it (>= 90%)."""
-    half = load_config(DIGITS_RECIPE)['batch_size'] // 2
+def test_two_process_torchrun(small_digits, tmp_path):
+    """Two processes with half the batch each (the small digits, two epochs): each keeps its own RNG state,
+    the two validation shards cover the split once, the losses are finite. (The accuracy bar is the
+    single-process acceptance run's, test_lsnet_t_learns_digits.)"""
     out = _run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29631',
-                'tools/train.py', '--config', str(DIGITS_RECIPE), '--data-dir', str(digits), '--output',
-                str(tmp_path), '--workers', '0', '--no-progress', '--batch-size', str(half)], timeout=1800)
+                'tools/train.py', '--config', str(DIGITS_RECIPE), '--data-dir', str(small_digits), '--output',
+                str(tmp_path), '--workers', '0', '--no-progress', '--epochs', '2', '--img-size', '16',
+                '--batch-size', '16'], timeout=1800)
     assert out.returncode == 0, out.stderr[-3000:]
     rows = list(csv.DictReader(open(tmp_path / 'summary.csv')))
     assert rows and all(math.isfinite(float(r['train_loss'])) for r in rows)
     state = load_training_checkpoint(str(tmp_path / 'last.pth'))
     assert len(state['rng']) == 2  # both processes' RNG states are kept
     assert not torch.equal(state['rng'][0]['torch'], state['rng'][1]['torch'])
-    assert state['metrics']['images'] == 450  # the two shards cover the split once
-    assert state['best']['metric'] >= 90.0
+    assert state['metrics']['images'] == 50  # the two shards cover the split once
     assert '2 process(es)' in out.stdout + out.stderr
 
 
