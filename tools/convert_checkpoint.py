@@ -41,14 +41,6 @@ def parse_args(argv=None):
     p.add_argument('--overwrite', action='store_true',
                    help='replace config.json / model.safetensors / README.md already in the output folder')
     args = p.parse_args(argv)
-    if not os.path.isfile(args.checkpoint):
-        p.error(f'checkpoint {args.checkpoint!r} is not a file')
-    if os.path.exists(args.output) and not os.path.isdir(args.output):
-        p.error(f'output {args.output!r} exists and is not a folder')
-    taken = [n for n in OUTPUT_FILES if os.path.exists(os.path.join(args.output, n))]
-    if taken and not args.overwrite:
-        p.error(f'output folder {args.output!r} already holds {", ".join(taken)}; pass --overwrite to replace '
-                f'them, or choose another folder')
     if args.check_size is not None and args.check_size < 1:
         p.error(f'--check-size must be a positive number of pixels, got {args.check_size}')
     if not args.tolerance >= 0:
@@ -57,6 +49,19 @@ def parse_args(argv=None):
 
 
 OUTPUT_FILES = ('config.json', 'model.safetensors', 'README.md')
+
+
+def check_paths(args) -> None:
+    """The files the conversion reads and writes, checked before any work: the checkpoint exists, and the
+    output folder holds no earlier conversion unless ``--overwrite``."""
+    if not os.path.isfile(args.checkpoint):
+        raise SystemExit(f'checkpoint {args.checkpoint!r} is not a file')
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise SystemExit(f'output {args.output!r} exists and is not a folder')
+    taken = [n for n in OUTPUT_FILES if os.path.exists(os.path.join(args.output, n))]
+    if taken and not args.overwrite:
+        raise SystemExit(f'output folder {args.output!r} already holds {", ".join(taken)}; pass --overwrite to '
+                         f'replace them, or choose another folder')
 
 
 @torch.no_grad()
@@ -107,7 +112,9 @@ def convert(args) -> str:
 
 
 def main(argv=None):
-    return convert(parse_args(argv))
+    args = parse_args(argv)
+    check_paths(args)
+    return convert(args)
 
 
 if __name__ == '__main__':
