@@ -14,13 +14,15 @@ torch versions they are used with, are in :mod:`zoo.patches.onednn`.
 Two rules keep the fused path from ever giving another number than the plain ops:
 
 - **Non-finite values stay non-finite.** oneDNN's fused activation maps NaN to a number (ReLU gives 0), where
-  ``F.relu`` keeps it NaN. A row with a NaN or inf in the input, or a NaN / inf weight, therefore takes the
-  plain path; the check is one sum over the input (under 1% of the layer's time, docs/benchmarks.md).
+  ``F.relu`` keeps it NaN. An input holding a NaN or inf, or a NaN / inf weight, therefore takes the plain
+  path; the check is one sum over the input of a layer with an activation (measured: 0-9% of a deploy
+  form's CPU time, docs/design.md).
 - **The packed weight follows every edit of the weight.** It is rebuilt when the weight's storage or version
   counter changes. In-place ops (an optimizer step, ``copy_`` under ``no_grad``, ``load_state_dict``, an EMA
   update) bump the counter; ``weight.data`` would not, so the weight is a :class:`TrackedParameter`, whose
   ``.data`` shares its counter.
 """
+import math
 from typing import Optional
 
 import torch
@@ -134,7 +136,9 @@ class FusedLinear(nn.Linear):
             if self.act == 'relu':
                 return F.relu(x)
             return x
-        if _use_onednn(x, self.weight) and bool(torch.isfinite(x.sum())):
+        # a fused activation would map a NaN from a non-finite input to a number: such an input takes the plain
+        # ops (without an activation the GEMM itself keeps NaN and inf as F.linear does)
+        if _use_onednn(x, self.weight) and (self.act == 'none' or math.isfinite(x.sum().item())):
             packed = self._packed_weight(x.numel() // x.shape[-1])
             if packed is not None:
                 return onednn.linear_pointwise(x, packed, self.bias, self.act)
