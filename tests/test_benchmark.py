@@ -185,3 +185,13 @@ def test_cli_bare_compare_means_the_default_peers_and_markdown_has_the_command(t
     text = out.read_text()
     assert text.startswith("Command: `python tools/benchmark.py 'lsnet_*' --compare --markdown ")
     assert '| lsnet_t | deploy | eager |' in text
+
+
+@pytest.mark.parametrize('arg,value', [('--repeats', '0'), ('--batch-size', '0'), ('--img-size', '-1'),
+                                       ('--threads', '0'), ('--warmup', '-1')])
+def test_cli_refuses_counts_that_time_nothing(arg, value, capsys):
+    """--repeats 0 gave a StatisticsError after the models were built, --batch-size 0 silently became 16."""
+    import benchmark as cli  # tools/benchmark.py
+    with pytest.raises(SystemExit):
+        cli.parse_args(['lsnet_t', arg, value])
+    assert f'{arg} must be >=' in capsys.readouterr().err

@@ -56,7 +56,14 @@ def parse_args(argv=None):
     p.add_argument('--kernel-size', type=int, default=13, help='kernel size for --large-kernel')
     p.add_argument('--csv', help='write the rows as CSV to this file')
     p.add_argument('--markdown', help='write the table as Markdown to this file')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    # counts that would divide by zero, time nothing or silently become a default
+    for name, least in (('img_size', 1), ('batch_size', 1), ('threads', 1), ('warmup', 0), ('repeats', 1),
+                        ('kernel_size', 1)):
+        value = getattr(args, name)
+        if value is not None and value < least:
+            p.error(f'--{name.replace("_", "-")} must be >= {least}, got {value}')
+    return args
 
 
 def expand(patterns):
