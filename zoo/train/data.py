@@ -23,7 +23,7 @@ from timm.data.readers.reader_image_folder import ReaderImageFolder
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 __all__ = ['make_digits_imagefolder', 'ShardSampler', 'build_loader', 'DatasetError', 'ImageFolderDataset',
-           'split_folder', 'build_dataset', 'class_names_of', 'apply_class_map']
+           'split_folder', 'is_image_folder', 'build_dataset', 'class_names_of', 'apply_class_map']
 
 # the folder names timm's create_dataset also accepts for a split
 _SPLIT_SYNONYMS = (('train', 'training'), ('val', 'valid', 'validation', 'eval', 'evaluation'))
@@ -81,11 +81,17 @@ class ImageFolderDataset(ImageDataset):
         return img, target
 
 
+def is_image_folder(dataset: str, data_dir: str) -> bool:
+    """Whether ``dataset`` / ``data_dir`` name the ``<data_dir>/<split>/<class>/<image>`` layout that
+    :func:`build_dataset` reads itself (the default ``dataset=''`` and a folder, not an archive file)."""
+    return not dataset and not (data_dir and os.path.isfile(data_dir))
+
+
 def build_dataset(dataset: str, data_dir: str, split: str, option: str = '--split', **kwargs):
     """The dataset of ``split``: an :class:`ImageFolderDataset` of ``<data_dir>/<split>`` (checked by
     :func:`split_folder`; no class folder may be empty) for the default ``dataset=''`` and a ``data_dir``
     folder, else timm's ``create_dataset`` (``kwargs`` go to it)."""
-    if dataset or (data_dir and os.path.isfile(data_dir)):
+    if not is_image_folder(dataset, data_dir):
         return create_dataset(dataset, root=data_dir, split=split, **kwargs)
     root = split_folder(data_dir, split, option)
     try:

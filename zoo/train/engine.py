@@ -52,7 +52,7 @@ from timm.utils import ModelEmaV3, accuracy, dispatch_clip_grad, update_summary
 
 from ..models import create_model, family_of
 from ..weights import CheckpointError, check_state_dict, read_checkpoint
-from .data import apply_class_map, build_dataset, build_loader, class_names_of, split_folder
+from .data import apply_class_map, build_dataset, build_loader, class_names_of, is_image_folder, split_folder
 
 __all__ = ['train', 'evaluate', 'eval_transform', 'amp_dtype_for', 'load_initial_checkpoint', 'setup_distributed',
            'save_training_checkpoint', 'load_training_checkpoint', 'OutputFolderError']
@@ -423,8 +423,7 @@ def _train(run: _Run) -> Dict[str, Any]:
 def _setup(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> _Run:
     """Processes, output folder and log, data, model, optimizer, schedule, loss: everything before epoch 0.
     What must be undone when the run ends (the lock, the log file) goes on ``cleanup``."""
-    image_folders = not args.dataset and not (args.data_dir and os.path.isfile(args.data_dir))
-    if image_folders:  # before anything is written
+    if is_image_folder(args.dataset, args.data_dir):  # before anything is written
         split_folder(args.data_dir, args.train_split, '--train-split')
         split_folder(args.data_dir, args.val_split, '--val-split')
     device, world_size, rank, _ = setup_distributed(args.device)

@@ -15,7 +15,8 @@ from timm.data import resolve_data_config
 from ..deploy import reparameterize
 from ..models import create_model, load_checkpoint
 from ..weights import CheckpointError, read_checkpoint
-from .data import DatasetError, apply_class_map, build_dataset, build_loader, class_names_of, split_folder
+from .data import (DatasetError, apply_class_map, build_dataset, build_loader, class_names_of, is_image_folder,
+                   split_folder)
 from .engine import amp_dtype_for, eval_transform, evaluate, load_training_checkpoint, setup_distributed
 
 _logger = logging.getLogger('zoo.train')
@@ -42,7 +43,7 @@ def validate(data_dir: str, model_name: Optional[str] = None, checkpoint: str = 
     A training checkpoint brings its model name, class count and data config (image size, crop, mean/std),
     each overridden by the arguments given; other files are loaded through the family's checkpoint filter
     (official key layouts map onto the zoo's)."""
-    if not dataset and not (data_dir and os.path.isfile(data_dir)):
+    if is_image_folder(dataset, data_dir):
         split_folder(data_dir, split, '--split')  # before any work
     device_, world_size, rank, _ = setup_distributed(device)
     state = read_training_checkpoint(checkpoint) if checkpoint else None
