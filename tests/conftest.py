@@ -12,6 +12,16 @@ MODELS = zoo.list_models()
 SMALLEST = [family.smallest for family in zoo.families()]
 
 
+def smallest_fast(names):
+    """Parameters for a test over many variants: each family's smallest in the fast tier, the rest ``slow``."""
+    return [n if n in SMALLEST else pytest.param(n, marks=pytest.mark.slow) for n in names]
+
+
+def pytest_collection_modifyitems(items):
+    # the slow tests first: the two workers then end together instead of one finishing a long run alone
+    items.sort(key=lambda item: item.get_closest_marker('slow') is None)
+
+
 def count_params(name: str, deploy: bool = False, **kwargs) -> int:
     """Parameters of zoo model ``name`` (its deploy form with ``deploy``), built on the meta device: shapes
     only, no memory and no initialization, so that a 390M-parameter model costs what a small one does."""

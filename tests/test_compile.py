@@ -14,6 +14,8 @@ from torch._dynamo.testing import CompileCounterWithBackend
 import zoo
 from conftest import SMALLEST, randomize_norms
 
+pytestmark = pytest.mark.slow  # each capture takes tens of seconds
+
 
 def _compile(model, backend):
     """``model`` compiled whole, and a counter of the graphs dynamo hands the backend."""

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from conftest import count_params, randomize_norms
+from conftest import count_params, randomize_norms, smallest_fast
 from zoo.layers import FusedLinear, LayerNorm2d, NormConv, fold_affine_into_next
 from zoo.models.fasternet import PartialConv
 from zoo.models.inceptionnext import InceptionDWConv2d
@@ -49,7 +49,7 @@ def test_param_count_equals_official(name):
     assert count_params(name) == OFFICIAL_PARAMS[name]
 
 
-@pytest.mark.parametrize('name', list(OFFICIAL_PARAMS))
+@pytest.mark.parametrize('name', smallest_fast(OFFICIAL_PARAMS))
 def test_timm_weights_give_timm_outputs(name):
     """The same weights in timm's model and the zoo's give the same logits: the architectures are identical."""
     ref, model = _pair(name)

@@ -21,6 +21,7 @@ def _nontrivial(name):
     return model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('deploy', [True, False], ids=['deploy', 'train'])
 @pytest.mark.parametrize('name', SMALLEST)
 def test_onnx_matches_pytorch(name, deploy, tmp_path):
@@ -37,15 +38,11 @@ def test_onnx_matches_pytorch(name, deploy, tmp_path):
         assert 'BatchNormalization' not in ops  # folded into the convolutions
     if name == 'litv2_s':
         assert 'DeformConv' in ops
-
-
-def test_static_hw_export_refuses_other_sizes(tmp_path):
-    import onnxruntime as ort
-    row = export_and_check('biformer_t', str(tmp_path), model=_nontrivial('biformer_t'))
-    assert not row['dynamic_hw']
-    session = ort.InferenceSession(row['path'], providers=['CPUExecutionProvider'])
-    with pytest.raises(Exception, match='(?i)dimension|shape'):
-        session.run(None, {'input': torch.randn(1, 3, 256, 192).numpy()})
+    if not row['dynamic_hw']:  # a graph fixed to one input size refuses another
+        import onnxruntime as ort
+        session = ort.InferenceSession(row['path'], providers=['CPUExecutionProvider'])
+        with pytest.raises(Exception, match='(?i)dimension|shape'):
+            session.run(None, {'input': torch.randn(1, 3, 256, 192).numpy()})
 
 
 def test_old_opset_is_refused(tmp_path):
@@ -53,6 +50,7 @@ def test_old_opset_is_refused(tmp_path):
         export_and_check('lsnet_t', str(tmp_path), opset=17)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('fmt', ['torch.export', 'torchscript'])
 @pytest.mark.parametrize('name', SMALLEST)
 def test_saved_program_matches_pytorch(name, fmt, tmp_path):

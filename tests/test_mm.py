@@ -2,6 +2,7 @@
 generated COCO / ADE20K-format shapes, bad inputs, checkpoints, freezing, layer-wise lr decay, the
 transposed-conv FPN, mmengine resume and a two-process torchrun run."""
 import copy
+import functools
 import glob
 import json
 import math
@@ -35,6 +36,17 @@ FAMILIES = {
     'litv2': ('mask-rcnn_litv2_s_fpn_1x_coco', 'upernet_litv2_s_160k_ade20k'),
     'biformer': ('mask-rcnn_biformer_s_fpn_1x_coco', 'upernet_biformer_s_160k_ade20k'),
 }
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _cached_package_metainfo():
+    """mmengine reads all of mmdet's / mmseg's ~400 metafiles again for every `mmdet::` base a config names
+    (about two seconds a config); the files do not change during the tests, so each is read once (mmengine
+    only reads what they hold)."""
+    import mmengine.config.utils as utils
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(utils, 'load', functools.cache(utils.load))
+        yield
 
 
 @pytest.fixture(scope='module')
@@ -86,6 +98,7 @@ def build(cfg: Config):
 TRAIN_STEPS = [(family, ('coco', 'ade20k')[i % 2]) for i, family in enumerate(sorted(FAMILIES))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('family,task', TRAIN_STEPS)
 def test_mask_rcnn_or_upernet_train_step_for_every_family(family, task, shapes):
     det_cfg, seg_cfg = FAMILIES[family]
@@ -119,11 +132,12 @@ def test_mask_rcnn_or_upernet_train_step_for_every_family(family, task, shapes):
 def test_every_config_parses_and_names_a_fitting_neck():
     files = sorted(glob.glob(os.path.join(CONFIGS, 'coco', '*.py')) + glob.glob(os.path.join(CONFIGS, 'ade20k', '*.py')))
     assert len(files) >= 45
+    out_channels = functools.cache(zoo.mm.out_channels)  # (the COCO and ADE20K configs share their backbones)
     for f in files:
         cfg = Config.fromfile(f)
         bb = cfg.model.backbone
         assert bb.type == 'zoo.Backbone' and zoo.models.is_zoo_model(bb.arch), f
-        chans = zoo.mm.out_channels(bb.arch, bb.get('out_indices', (0, 1, 2, 3)))
+        chans = out_channels(bb.arch, tuple(bb.get('out_indices', (0, 1, 2, 3))))
         if 'neck' in cfg.model and 'in_channels' in cfg.model.neck:
             assert list(cfg.model.neck.in_channels) == chans, f
         if cfg.model.get('decode_head', {}).get('type') == 'UPerHead':
@@ -342,6 +356,7 @@ def _seg_options(data_root, iters):
     return [f'{k}={v}' for k, v in opts.items()]
 
 
+@pytest.mark.slow
 def test_resume_continues_with_the_same_iterations_and_losses(shapes, tmp_path):
     """A 4-iteration run, and a second run resumed from the first one's iteration-2 checkpoint: iterations 3
     and 4 have the same losses in both."""

@@ -6,26 +6,39 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _pytest(*args):
+pytestmark = pytest.mark.slow  # a pytest run of its own, in a fresh process
+
+
+@pytest.fixture(scope='module')
+def tiny_run():
+    """One fresh-process run of the tiny family's own tests and of the contract and FX / TorchScript tests
+    selected for it; the outcome of each test, by file."""
     env = dict(os.environ, PYTHONPATH=HERE + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    result = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:xdist', '-p', 'no:cacheprovider',
-                             '-p', 'tiny_family', *args], cwd=os.path.dirname(HERE), env=env,
-                            capture_output=True, text=True, timeout=600)
-    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ''
+    result = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-rA', '-p', 'no:xdist', '-p', 'no:cacheprovider',
+                             '-p', 'tiny_family', 'tests/tiny_family.py', 'tests/test_contract.py',
+                             'tests/test_fx_script.py', '-k', 'tinynet'],
+                            cwd=os.path.dirname(HERE), env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    return summary
+    outcomes = re.findall(r'^(PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS) (tests/[\w.]+)::', result.stdout, re.M)
+    assert outcomes, result.stdout[-4000:]
+    return outcomes
 
 
-def test_contract_tests_take_up_a_new_family():
+def _passed(outcomes, *files):
+    mine = [outcome for outcome, path in outcomes if path.split('/')[-1] in files]
+    assert set(mine) == {'PASSED'}, mine
+    return len(mine)
+
+
+def test_contract_tests_take_up_a_new_family(tiny_run):
     # twelve contract tests and six FX / TorchScript ones per family's smallest variant
-    summary = _pytest('tests/test_contract.py', 'tests/test_fx_script.py', '-k', 'tinynet')
-    passed = int(re.search(r'(\d+) passed', summary).group(1))
-    assert passed == 18 and 'failed' not in summary and 'skipped' not in summary, summary
+    assert _passed(tiny_run, 'test_contract.py', 'test_fx_script.py') == 18
 
 
-def test_consumers_take_up_a_new_family_from_its_record():
-    summary = _pytest('tests/tiny_family.py')
-    assert re.search(r'\b5 passed', summary) and 'failed' not in summary, summary
+def test_consumers_take_up_a_new_family_from_its_record(tiny_run):
+    assert _passed(tiny_run, 'tiny_family.py') == 5
