@@ -11,7 +11,7 @@ import torch.nn as nn
 
 import zoo
 from conftest import randomize_norms
-from zoo.measure import (PEERS, BenchmarkRow, ChannelsLast, Unfused, benchmark, count_flops, from_csv, gemm_peak,
+from zoo.measure import (PEERS, BenchmarkRow, ChannelsLast, Unfused, benchmark, build_in_form, count_flops, from_csv, gemm_peak,
                          peak_memory, to_csv, to_markdown)
 from zoo.layers import naive_attention
 from zoo.models.lsnet import SKA
@@ -109,6 +109,20 @@ def test_unfused_computes_the_same_outputs():
     with torch.no_grad():
         torch.testing.assert_close(Unfused(model)(x), model(x), rtol=0, atol=1e-4)
     assert torch.nn.functional.scaled_dot_product_attention is not naive_attention  # restored
+
+
+def test_unchecked_form_is_the_deploy_form_without_nan_propagation():
+    """The benchmark's peer for the cost of keeping NaN: on a clean input it computes what the deploy form
+    does; inside it, SHViT's fused ReLU turns a NaN input into a number, which the deploy form never does."""
+    deploy = zoo.reparameterize(randomize_norms(zoo.create_model('shvit_s1')).eval())
+    unchecked = build_in_form('shvit_s1', 'unchecked')
+    unchecked.model.load_state_dict(deploy.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(unchecked(x), deploy(x), rtol=1e-5, atol=1e-5)
+        x[0] = float('nan')
+        assert torch.isfinite(unchecked(x)[0]).all()  # what the check prevents
+        assert not torch.isfinite(deploy(x)[0]).any()  # and, outside the form, prevents again
 
 
 def test_runtimes_onnx_rows_and_peer_ratios_within_a_runtime():

@@ -226,29 +226,33 @@ def test_four_stage_features_at_strides_4_to_32(name):
     assert [f.shape[1] for f in feats] == model.feature_info.channels()
 
 
-def test_fused_linear_follows_every_weight_edit_and_keeps_nan():
+@pytest.mark.parametrize('act', ['relu', 'gelu'])
+def test_fused_linear_follows_every_weight_edit_and_keeps_nan(act):
     """The packed weight is rebuilt after any edit, through .data too (whose version counter PyTorch does not
     share with the parameter), and a NaN / inf in the input or the weights comes out as the plain ops give it
     (oneDNN's fused ReLU would turn NaN into 0)."""
-    layer = FusedLinear(32, 64, act='relu').eval()
+    layer = FusedLinear(32, 64, act=act).eval()
     x = torch.randn(16, 32)
+    fn = {'relu': torch.relu, 'gelu': F.gelu}[act]
 
     def plain():
-        return torch.relu(torch.nn.functional.linear(x, layer.weight, layer.bias))
+        return fn(torch.nn.functional.linear(x, layer.weight, layer.bias))
     edits = [lambda: layer.weight.data.copy_(torch.randn(64, 32)),
              lambda: layer.weight.data.mul_(2.0),
              lambda: layer.bias.data.add_(1.0),
-             lambda: layer.load_state_dict(FusedLinear(32, 64, act='relu').state_dict()),
+             lambda: layer.load_state_dict(FusedLinear(32, 64, act=act).state_dict()),
              lambda: setattr(layer.weight, 'data', torch.randn(64, 32))]
     with torch.no_grad():
         layer(x)
         for edit in edits:
             edit()
             torch.testing.assert_close(layer(x), plain())
-        x[3, 5] = float('nan')
+        x[3, 5], x[6, 1], x[9, 0] = float('nan'), float('inf'), -float('inf')
         out = layer(x)
-        assert out[3].isnan().all() and torch.isfinite(out[[0, 1, 2, 4]]).all()
-        x[3, 5] = 0.0
+        torch.testing.assert_close(out, plain(), equal_nan=True)  # NaN where the plain ops give NaN
+        assert out[3].isnan().all() and not torch.isfinite(out[[6, 9]]).all(dim=1).any()
+        assert torch.isfinite(out[[0, 1, 2, 4]]).all()
+        x[3, 5] = x[6, 1] = x[9, 0] = 0.0
         layer.weight.data[7, 0] = float('inf')
         torch.testing.assert_close(layer(x), plain(), equal_nan=True)
     assert repr(layer.weight).startswith('Parameter containing')

@@ -10,6 +10,7 @@ Runtime; against timm peers. Every model of a group is measured in turns, so rat
     python tools/benchmark.py 'convnext_*' --timm-peers --forms deploy    # vs timm's same architecture
     python tools/benchmark.py 'shvit_*' --timm-peers --peers-channels-last --forms deploy   # timm's also NHWC
     python tools/benchmark.py biformer_t --forms unfused deploy    # fused attention (SDPA) vs the softmax form
+    python tools/benchmark.py shvit_s1 convnext_atto --forms unchecked deploy   # what keeping NaN costs
     python tools/benchmark.py lsnet_t --device cuda                # GPU: batch 256 with AMP (fp16) by default
     python tools/benchmark.py --large-kernel    # ways to compute a 13x13 depthwise conv, timed and checked
 """
@@ -37,6 +38,7 @@ def parse_args(argv=None):
                         'channels-last storage (form timm-cl)')
     p.add_argument('--forms', nargs='+', default=['train', 'deploy'], choices=FORMS,
                    help='unfused: the deploy form with attention as the materialized softmax(QK^T)V, not SDPA; '
+                        'unchecked: the deploy form with every activation fused and no NaN check (for measuring); '
                         'speed-ups are against the first form listed')
     p.add_argument('--runtimes', nargs='+', default=['eager'], choices=RUNTIMES,
                    help='compiled: torch.compile (inductor); onnx: the model exported to ONNX, run by onnxruntime')

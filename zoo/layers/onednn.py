@@ -13,17 +13,20 @@ torch versions they are used with, are in :mod:`zoo.patches.onednn`.
 
 Two rules keep the fused path from ever giving another number than the plain ops:
 
-- **Non-finite values stay non-finite.** oneDNN's fused activation maps NaN to a number (ReLU gives 0), where
-  ``F.relu`` keeps it NaN. An input holding a NaN or inf, or a NaN / inf weight, therefore takes the plain
-  path; the check is one sum over the input of a layer with an activation (measured: 0-9% of a deploy
-  form's CPU time, docs/design.md).
+- **Non-finite values stay non-finite.** oneDNN's fused ReLU maps NaN to 0, where ``F.relu`` keeps it NaN: a
+  ReLU layer runs the GEMM alone and the ReLU in place after it. A GELU layer keeps its fused kernel, and an
+  input holding a NaN or inf takes the plain path (one sum over the input); a NaN / inf weight is never
+  packed. Measured against every activation fused without a check (the benchmark's ``unchecked`` form):
+  0-4% of a deploy form's CPU time (docs/design.md).
 - **The packed weight follows every edit of the weight.** It is rebuilt when the weight's storage or version
   counter changes. In-place ops (an optimizer step, ``copy_`` under ``no_grad``, ``load_state_dict``, an EMA
   update) bump the counter; ``weight.data`` would not, so the weight is a :class:`TrackedParameter`, whose
   ``.data`` shares its counter.
 """
+import contextlib
+import contextvars
 import math
-from typing import Optional
+from typing import Iterator, Optional
 
 import torch
 import torch.nn as nn
@@ -34,7 +37,21 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 from ..patches import onednn
 from ._fx import is_fx_tracing, register_notrace_module
 
-__all__ = ['FusedLinear', 'FusedMlp', 'TrackedParameter', 'onednn_available']
+__all__ = ['FusedLinear', 'FusedMlp', 'TrackedParameter', 'onednn_available', 'unchecked_activations']
+
+_UNCHECKED = contextvars.ContextVar('zoo_unchecked_activations', default=False)
+
+
+@contextlib.contextmanager
+def unchecked_activations() -> Iterator[None]:
+    """For measuring only: inside, every FusedLinear fuses its activation into oneDNN's kernel and skips the
+    non-finite check, so that a NaN in the input can come out as a number. The benchmark's ``unchecked`` form
+    runs in it, to put a figure on what keeping NaN costs."""
+    token = _UNCHECKED.set(True)
+    try:
+        yield
+    finally:
+        _UNCHECKED.reset(token)
 
 _ACTS = {'none': lambda x: x, 'gelu': F.gelu, 'relu': F.relu}
 
@@ -136,12 +153,17 @@ class FusedLinear(nn.Linear):
             if self.act == 'relu':
                 return F.relu(x)
             return x
-        # a fused activation would map a NaN from a non-finite input to a number: such an input takes the plain
-        # ops (without an activation the GEMM itself keeps NaN and inf as F.linear does)
-        if _use_onednn(x, self.weight) and (self.act == 'none' or math.isfinite(x.sum().item())):
-            packed = self._packed_weight(x.numel() // x.shape[-1])
-            if packed is not None:
-                return onednn.linear_pointwise(x, packed, self.bias, self.act)
+        # oneDNN's fused ReLU maps NaN to 0: the GEMM (which keeps NaN and inf as F.linear does) runs alone and
+        # the ReLU follows in place. Its fused GELU keeps NaN, but an input with a NaN or inf takes the plain ops
+        # all the same, so that no kernel's handling of NaN can turn a broken input into a number.
+        if _use_onednn(x, self.weight):
+            unchecked = _UNCHECKED.get()
+            if unchecked or self.act != 'gelu' or math.isfinite(x.sum().item()):
+                packed = self._packed_weight(x.numel() // x.shape[-1])
+                if packed is not None:
+                    if self.act == 'relu' and not unchecked:
+                        return onednn.linear_pointwise(x, packed, self.bias, 'none').relu_()
+                    return onednn.linear_pointwise(x, packed, self.bias, self.act)
         return _ACTS[self.act](F.linear(x, self.weight, self.bias))
 
 

@@ -21,7 +21,8 @@ __all__ = ['BenchmarkRow', 'benchmark', 'markdown_table', 'to_markdown', 'to_csv
 class BenchmarkRow:
     model: str
     # 'train' (eval mode, unfolded), 'deploy' (zoo.reparameterize), 'unfused' (the deploy form with every
-    # attention computed as the materialized softmax(QK^T)V instead of SDPA), 'timm' (timm's model in timm's
+    # attention computed as the materialized softmax(QK^T)V instead of SDPA), 'unchecked' (the deploy form with every
+    # activation fused and no non-finite check: what keeping NaN costs), 'timm' (timm's model in timm's
     # deploy form, timm.utils.reparameterize_model, where it has one), 'timm-cl' (that, on channels-last weights
     # and inputs)
     form: str

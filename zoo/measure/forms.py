@@ -1,4 +1,5 @@
-"""What is measured: a model in a form (train, deploy, deploy with unfused attention, timm's model as built or
+"""What is measured: a model in a form (train, deploy, deploy with unfused attention, deploy with its fused
+activations unchecked for NaN, timm's model as built or
 on channels-last storage) and in a runtime (eager, ``torch.compile``, ONNX Runtime), and the timm peers a
 zoo model is compared with."""
 import os
@@ -10,13 +11,13 @@ import torch
 import torch.nn as nn
 
 from ..deploy import export_onnx, reparameterize
-from ..layers import naive_attention
+from ..layers import naive_attention, unchecked_activations
 from ..models import family_of, timm_name
 
-__all__ = ['FORMS', 'PEER_FORMS', 'RUNTIMES', 'PEERS', 'ChannelsLast', 'Unfused', 'build_in_form', 'in_runtime',
-           'timm_equivalent']
+__all__ = ['FORMS', 'PEER_FORMS', 'RUNTIMES', 'PEERS', 'ChannelsLast', 'Unchecked', 'Unfused', 'build_in_form',
+           'in_runtime', 'timm_equivalent']
 
-FORMS = ('train', 'deploy', 'unfused')
+FORMS = ('train', 'deploy', 'unfused', 'unchecked')
 # a timm model: in timm's deploy form as built, or with its weights and inputs in channels-last storage
 PEER_FORMS = ('timm', 'timm-cl')
 RUNTIMES = ('eager', 'compiled', 'onnx')
@@ -48,6 +49,19 @@ class Unfused(nn.Module):
             nn.functional.scaled_dot_product_attention = fused
 
 
+class Unchecked(nn.Module):
+    """Runs ``model`` inside :func:`zoo.layers.unchecked_activations` (every fused activation in oneDNN's
+    kernel, no non-finite check), to measure what keeping NaN costs the deploy form."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        with unchecked_activations():
+            return self.model(x)
+
+
 class ChannelsLast(nn.Module):
     """``model`` with its weights, and each input, in channels-last storage."""
 
@@ -68,6 +82,8 @@ def build_in_form(name: str, form: str) -> nn.Module:
         return ChannelsLast(model) if form == 'timm-cl' else model
     if form == 'deploy':
         return reparameterize(model)
+    if form == 'unchecked':
+        return Unchecked(reparameterize(model))
     return Unfused(reparameterize(model)) if form == 'unfused' else model
 
 
