@@ -417,9 +417,10 @@ def test_checkpoint_saves_are_atomic_and_private(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------------------ class maps
 
-def test_class_map_labels_by_name(small_digits, small_run, tmp_path, monkeypatch):
+def test_class_map_labels_by_name(small_digits, small_run, tmp_path, monkeypatch, caplog):
     """The checkpoint keeps the class names; a validation split without class 3 keeps every other label (no
-    shift), one with a class the model does not know is refused, naming it."""
+    shift) and a warning names the class left out; one with a class the model does not know is refused, naming
+    it."""
     state = load_training_checkpoint(str(small_run / 'last.pth'))
     assert state['class_names'] == [str(d) for d in range(10)]
     data = _copy(small_digits, tmp_path / 'data')
@@ -433,8 +434,10 @@ def test_class_map_labels_by_name(small_digits, small_run, tmp_path, monkeypatch
         return real_evaluate(model, loader, *args, **kwargs)
 
     monkeypatch.setattr(validate_module, 'evaluate', evaluate)
-    result = validate(str(data), checkpoint=str(small_run / 'last.pth'), workers=0)
+    with caplog.at_level('WARNING', logger='zoo.train'):
+        result = validate(str(data), checkpoint=str(small_run / 'last.pth'), workers=0)
     assert result['images'] == 45 and len(seen) == 45
+    assert '--split val has no images of class(es) 3: they are not evaluated' in caplog.text
     assert all(target == int(Path(path).parent.name) for path, target in seen)
     (data / 'val' / 'x').mkdir()
     shutil.copy(next((data / 'val' / '0').iterdir()), data / 'val' / 'x' / 'a.png')

@@ -11,6 +11,7 @@ trained with (class names in index order), by name. Its folders may be a subset 
 are not evaluated, every label stays right); a folder of a class the map does not hold is an error. An image
 that cannot be read fails with its path, where timm would log the failure and substitute the next image.
 """
+import logging
 import os
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence
@@ -26,6 +27,7 @@ __all__ = ['make_digits_imagefolder', 'ShardSampler', 'build_loader', 'DatasetEr
            'split_folder', 'is_image_folder', 'build_dataset', 'class_names_of', 'apply_class_map']
 
 # the folder names timm's create_dataset also accepts for a split
+_logger = logging.getLogger('zoo.train')
 _SPLIT_SYNONYMS = (('train', 'training'), ('val', 'valid', 'validation', 'eval', 'evaluation'))
 
 
@@ -124,13 +126,20 @@ def class_names_of(dataset) -> Optional[List[str]]:
     return [str(name) for name in sorted(class_to_idx, key=class_to_idx.get)]
 
 
-def apply_class_map(dataset, class_names: Sequence[str], option: str = '--split', source: str = 'the model') \
-        -> List[str]:
+def apply_class_map(dataset, class_names: Sequence[str], option: str = '--split', source: str = 'the model',
+                    split: str = '', warn: bool = True) -> List[str]:
     """Label ``dataset`` (built by :func:`build_dataset`) with ``class_names``, the classes in the model's index
     order, by name: a folder ``c`` gets the index of ``c`` in ``class_names`` whatever other folders there are.
     A class of the data that is not in ``class_names`` is an error; returns the classes of ``class_names``
-    that the data lacks (they are not evaluated)."""
-    class_names = [str(c) for c in class_names]
+    that the data lacks, which are not evaluated (a warning names them, with ``warn``)."""
+    missing = _relabel(dataset, [str(c) for c in class_names], option, source)
+    if missing and warn:
+        _logger.warning(f'{option} {split or getattr(dataset.reader, "root", "")} has no images of class(es) '
+                        f'{", ".join(missing)}: they are not evaluated (the other classes keep their labels)')
+    return missing
+
+
+def _relabel(dataset, class_names: List[str], option: str, source: str) -> List[str]:
     index = {name: i for i, name in enumerate(class_names)}
     own = class_names_of(dataset)
     if own is None:

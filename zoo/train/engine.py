@@ -470,10 +470,8 @@ def _setup(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> _Run:
     if resume_state is not None:
         _check_class_map(resume_state.get('class_names'), class_names, resume, args.train_split)
     if class_names is not None:
-        not_evaluated = apply_class_map(val_set, class_names, '--val-split', source='the training split')
-        if not_evaluated and rank == 0:
-            _logger.warning(f'--val-split {args.val_split} has no images of class(es) {", ".join(not_evaluated)}: '
-                            'they are not evaluated (the other classes keep their labels)')
+        apply_class_map(val_set, class_names, '--val-split', source='the training split', split=args.val_split,
+                        warn=rank == 0)
     num_classes = _num_classes(args, class_names)
     model = _build_model(args, num_classes)
     overrides = {k: getattr(args, k) for k in ('mean', 'std', 'crop_pct') if getattr(args, k) is not None}

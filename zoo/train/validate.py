@@ -67,10 +67,7 @@ def validate(data_dir: str, model_name: Optional[str] = None, checkpoint: str = 
     ds = build_dataset(dataset, data_dir, split, '--split', is_training=False)
     class_names = state.get('class_names') if state is not None else None
     if class_names is not None:
-        not_evaluated = apply_class_map(ds, class_names, '--split', source=f'--checkpoint {checkpoint}')
-        if not_evaluated and rank == 0:
-            _logger.warning(f'--split {split} has no images of class(es) {", ".join(not_evaluated)}: they are not '
-                            'evaluated (the other classes keep their labels)')
+        apply_class_map(ds, class_names, '--split', source=f'--checkpoint {checkpoint}', split=split, warn=rank == 0)
     else:
         found = class_names_of(ds)
         if found is not None and len(found) > num_classes:
