@@ -1,4 +1,5 @@
-"""torch.compile on each family's smallest variant, train and deploy form: dynamo captures each forward as one
+"""torch.compile on each family's smallest variant (its widths and kinds of block, one block a stage: SHALLOW),
+train and deploy form: dynamo captures each forward as one
 whole graph (no graph breaks, no fallback to eager) and the compiled model computes what eager computes,
 gradients and BatchNorm statistics included. ``aot_eager`` runs the captured graphs through AOTAutograd
 (forward and backward graphs, functionalized); inductor's generated C++ is checked on a few models that
@@ -15,6 +16,26 @@ import zoo
 from conftest import SMALLEST, randomize_norms
 
 pytestmark = pytest.mark.slow  # each capture takes tens of seconds
+
+# Each family's smallest variant with one block a stage (two where a stage alternates two kinds of block, as
+# LSNet's do): the widths and every kind of block of the variant, and a graph a fraction of the size. What
+# capture and compilation cost grows with the blocks; what they can get wrong is in the kinds of block. A family
+# missing here is compiled at its full depth.
+SHALLOW = {
+    'convnext_atto': dict(depths=(1, 1, 1, 1)),
+    'inceptionnext_atto': dict(depths=(1, 1, 1, 1)),
+    'unireplknet_a': dict(depths=(1, 1, 1, 1), kernel_sizes=((3,), (13,), (13,), (13,))),
+    'fasternet_t0': dict(depths=(1, 1, 1, 1)),
+    'lsnet_t': dict(depth=(0, 2, 2, 2)),
+    'shvit_s1': dict(depth=(1, 1, 1)),
+    'litv2_s': dict(depths=(1, 1, 1, 1)),
+    'biformer_t': dict(depth=(1, 1, 1, 1)),
+}
+
+
+def shallow(name):
+    """``name`` built with :data:`SHALLOW`'s depths, its norms and layer scales made non-trivial."""
+    return randomize_norms(zoo.create_model(name, **SHALLOW.get(name, {})))
 
 
 def _compile(model, backend):
@@ -73,29 +94,30 @@ def check_train(name, backend, tol, size=64, batch=2, model=None):
 @pytest.mark.parametrize('name', SMALLEST)
 def test_train_and_deploy_forms_compile_whole_and_match_eager(name):
     """One build for both forms: the train form with gradients, then its deploy form, on each family's
-    smallest variant. A family's other variants run the same code at other widths and depths, so dynamo
+    smallest variant with one block a stage. A family's other variants run the same code at other widths and
+    depths, so dynamo
     captures the same kinds of graph from them (every variant's eager forward, deploy parity and FX / TorchScript
     capture are checked in tests/test_contract.py, test_reparam.py and test_fx_script.py)."""
-    model = check_train(name, 'aot_eager', 1e-4)
+    model = check_train(name, 'aot_eager', 1e-4, model=shallow(name))
     check_deploy(name, 'aot_eager', 1e-5, model=model)
 
 
 @pytest.mark.parametrize('name', ['lsnet_t', 'litv2_s'])
 def test_inductor_deploy_form_matches_eager(name):
-    check_deploy(name, 'inductor', 1e-4)
+    check_deploy(name, 'inductor', 1e-4, model=shallow(name))
 
 
 def test_inductor_train_form_matches_eager_with_gradients():
     # batch statistics over enough values (8 x 3 x 3 in the last stage) that inductor's other summation order
     # is not amplified by a near-zero variance
-    check_train('shvit_s1', 'inductor', 5e-3, size=160, batch=8)
+    check_train('shvit_s1', 'inductor', 5e-3, size=160, batch=8, model=shallow('shvit_s1'))
 
 
 def test_compiled_model_still_pads_odd_sizes():
     # the window / region padding is computed from the input size: a second size makes dynamo capture a graph
     # with symbolic sizes, whose padding must follow the size (dynamo's own graphs, run eagerly: the sizes are dynamo's business, not a backend's). One block per stage: the blocks
     # of a stage are alike, and symbolic-size tracing costs seconds per block.
-    deploy = zoo.reparameterize(zoo.create_model('biformer_t', depth=(1, 1, 1, 1)).eval())
+    deploy = zoo.reparameterize(shallow('biformer_t').eval())
     compiled, _ = _compile(deploy, 'eager')
     with torch.no_grad():
         for size in (64, 90):  # the second call captures and runs the symbolic-size graph
