@@ -26,8 +26,8 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 __all__ = ['make_digits_imagefolder', 'ShardSampler', 'build_loader', 'DatasetError', 'ImageFolderDataset',
            'split_folder', 'is_image_folder', 'build_dataset', 'class_names_of', 'apply_class_map']
 
-# the folder names timm's create_dataset also accepts for a split
 _logger = logging.getLogger('zoo.train')
+# the folder names timm's create_dataset also accepts for a split
 _SPLIT_SYNONYMS = (('train', 'training'), ('val', 'valid', 'validation', 'eval', 'evaluation'))
 
 
