@@ -3,10 +3,13 @@
 Every check runs as its own test on each family's smallest variant (the fast tier). Every other registered
 variant takes the whole contract in one build at a small input (slow tier): the pretrained cfg, features then
 head, intermediates against ``feature_info``, parameter groups, the classifier reset, the input checks, the
-FX trace, the deploy form (exact folds, nothing left to fold, traced as export traces it) and the faults (non-finite inputs come out
-non-finite, an empty batch gives an empty output). A family's variants share their code: what a larger
-variant adds is its widths, depths and configuration, and one build runs all of its code. A new family gets
-all of this from its record, as tests/test_tiny_family.py shows."""
+FX trace, the deploy form (exact folds, nothing left to fold, traced as export traces it) and the faults
+(non-finite inputs come out non-finite, an empty batch gives an empty output). A family's variants share
+their code: what a larger variant adds is its widths, depths and configuration, and one build runs all of its
+code. Variants above ``LARGE`` parameters, whose every forward costs seconds, take the part of the contract
+that their widths and depths can change: the cfg, features then head, and the deploy form's exact folds and
+parity (their parameter counts and checkpoint mappings are checked on the meta device). A new family gets all
+of this from its record, as tests/test_tiny_family.py shows."""
 import math
 
 import pytest
@@ -19,10 +22,11 @@ from conftest import MODELS, SMALLEST, randomize_norms, remaining_norms_are_unfo
 from test_fx_script import fx_trace
 from zoo.deploy import foldable_modules
 
-SMALL = 128  # a multiple of every model's total stride, small enough for CPU tests
+SMALL = 64  # a multiple of every model's total stride (64 for LSNet and SHViT), small enough for CPU tests
 # the one-build contract of the larger variants runs at this size: their cost is in their weights, and at
 # 32 x 64 the last stage of a stride-32 model still has two positions
 VARIANT_HW = (32, 64)
+LARGE = 50e6  # parameters
 NON_FINITE = (float('nan'), float('inf'), -float('inf'))
 
 
@@ -268,10 +272,18 @@ def test_variant_meets_the_contract(name):
         feats = model.forward_features(x)
         pre = model.forward_head(feats, pre_logits=True)
         logits = model(x)
-        final, inter = model.forward_intermediates(x)
-        only = model.forward_intermediates(x, indices=[0, 2], intermediates_only=True)
     assert feats.shape[:2] == (1, model.num_features) and pre.shape == (1, model.head_hidden_size)
     torch.testing.assert_close(model.get_classifier()(pre), logits)
+    if sum(p.numel() for p in model.parameters()) > LARGE:
+        deploy = zoo.reparameterize(model)
+        assert not foldable_modules(deploy)
+        remaining_norms_are_unfoldable(deploy)
+        with torch.no_grad():
+            torch.testing.assert_close(deploy(x), logits, rtol=1e-4, atol=1e-4 * max(1.0, logits.abs().max().item()))
+        return
+    with torch.no_grad():
+        final, inter = model.forward_intermediates(x)
+        only = model.forward_intermediates(x, indices=[0, 2], intermediates_only=True)
     torch.testing.assert_close(final, feats)
     assert len(inter) == len(model.feature_info)
     for f, info in zip(inter, model.feature_info):
