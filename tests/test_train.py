@@ -255,11 +255,13 @@ def test_resume_after_kill_gives_the_same_weights(small_digits, tmp_path):
 def test_two_process_torchrun(small_digits, tmp_path):
     """Two processes with half the batch each (the small digits, two epochs): each keeps its own RNG state,
     the two validation shards cover the split once, the losses are finite. (The accuracy bar is the
-    single-process acceptance run's, test_lsnet_t_learns_digits.)"""
-    out = _run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29631',
-                'tools/train.py', '--config', str(DIGITS_RECIPE), '--data-dir', str(small_digits), '--output',
-                str(tmp_path), '--workers', '0', '--no-progress', '--epochs', '2', '--img-size', '16',
-                '--batch-size', '16'], timeout=1800)
+    single-process acceptance run's, test_lsnet_t_learns_digits.) The same command again, into the folder
+    that now holds a run: only the main process locks and checks the output folder, and its refusal stops
+    every process (no hang in the next collective)."""
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29631',
+           'tools/train.py', '--config', str(DIGITS_RECIPE), '--data-dir', str(small_digits), '--output',
+           str(tmp_path), '--workers', '0', '--no-progress', '--epochs', '2', '--img-size', '16', '--batch-size', '16']
+    out = _run(cmd, timeout=1800)
     assert out.returncode == 0, out.stderr[-3000:]
     rows = list(csv.DictReader(open(tmp_path / 'summary.csv')))
     assert rows and all(math.isfinite(float(r['train_loss'])) for r in rows)
@@ -268,6 +270,11 @@ def test_two_process_torchrun(small_digits, tmp_path):
     assert not torch.equal(state['rng'][0]['torch'], state['rng'][1]['torch'])
     assert state['metrics']['images'] == 50  # the two shards cover the split once
     assert '2 process(es)' in out.stdout + out.stderr
+    assert state['world_size'] == 2
+    again = _run(cmd, timeout=600)
+    assert again.returncode != 0
+    # the other process gets the main one's refusal (without it, it would wait in DDP's first collective)
+    assert f'[rank1]: zoo.train.engine.OutputFolderError: output folder {tmp_path} holds a run' in again.stderr
 
 
 # ------------------------------------------------------------------------------------------ bad input
@@ -348,23 +355,6 @@ def test_output_folder_is_locked(small_digits, tmp_path):
         holder.kill()
         holder.wait()
     assert sorted(p.name for p in output.iterdir()) == ['train.lock']
-
-
-@pytest.mark.slow
-@pytest.mark.xdist_group('runs')
-def test_two_process_run_into_a_used_folder(small_digits, tmp_path):
-    """Under torchrun only the main process locks and checks the output folder, and its refusal stops every
-    process (no hang in the next collective)."""
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29632',
-           'tools/train.py', '--config', str(DIGITS_RECIPE), '--data-dir', str(small_digits), '--output',
-           str(tmp_path), '--workers', '0', '--no-progress', '--batch-size', '16', '--epochs', '1', '--img-size', '16']
-    first = _run(cmd, timeout=600)
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert load_training_checkpoint(str(tmp_path / 'last.pth'))['world_size'] == 2
-    again = _run(cmd, timeout=600)
-    assert again.returncode != 0
-    # the other process gets the main one's refusal (without it, it would wait in DDP's first collective)
-    assert f'[rank1]: zoo.train.engine.OutputFolderError: output folder {tmp_path} holds a run' in again.stderr
 
 
 def test_checkpoint_saves_are_atomic_and_private(tmp_path, monkeypatch):
