@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ import yaml
 import zoo
 from zoo.train import (ConfigError, DatasetError, OutputFolderError, load_config, load_training_checkpoint,
                        make_digits_imagefolder, parse_train_args, save_training_checkpoint, train, validate)
+from zoo.train.engine import _output_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS_RECIPE = ROOT / 'configs' / 'digits' / 'lsnet_t.yaml'
@@ -345,7 +347,7 @@ def test_output_folder_is_locked(small_digits, tmp_path):
     output.mkdir()
     holder = subprocess.Popen(
         [sys.executable, '-c', 'import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); '
-         'fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b"%d" % os.getpid()); print("locked", flush=True); '
+         'fcntl.lockf(fd, fcntl.LOCK_EX); os.write(fd, b"%d" % os.getpid()); print("locked", flush=True); '
          'time.sleep(60)', str(output / 'train.lock')], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == 'locked'
@@ -355,6 +357,32 @@ def test_output_folder_is_locked(small_digits, tmp_path):
         holder.kill()
         holder.wait()
     assert sorted(p.name for p in output.iterdir()) == ['train.lock']
+
+
+def test_lock_ends_with_its_run_not_with_the_run_s_children(tmp_path):
+    """A run killed while a data-loader worker it forked still lives (the worker inherits the run's open lock
+    file, and outlives a SIGKILL by a moment) leaves its folder free at once: the lock is the process's."""
+    read_end, write_end = os.pipe()
+    run = os.fork()
+    if run == 0:  # the run: takes the lock, forks a worker that outlives it, and is killed
+        try:
+            with _output_lock(str(tmp_path)):
+                worker = os.fork()
+                if worker == 0:
+                    time.sleep(30)
+                    os._exit(0)
+                os.write(write_end, b'%d' % worker)
+                os.kill(os.getpid(), signal.SIGKILL)
+        finally:
+            os._exit(1)
+    worker = int(os.read(read_end, 32))
+    os.waitpid(run, 0)
+    try:
+        os.kill(worker, 0)  # alive, and holding the lock file open
+        with _output_lock(str(tmp_path)):
+            pass
+    finally:
+        os.kill(worker, signal.SIGKILL)
 
 
 def test_checkpoint_saves_are_atomic_and_private(tmp_path, monkeypatch):

@@ -22,6 +22,7 @@ rebuilt for the new settings at the resumed position.
 """
 import argparse
 import contextlib
+import errno
 import glob
 import logging
 import math
@@ -162,16 +163,20 @@ _RUN_FILES = ('last.pth', 'model_best.pth', 'summary.csv')
 
 @contextlib.contextmanager
 def _output_lock(output: str):
-    """Hold an exclusive ``flock`` on ``<output>/train.lock`` (with this process's pid in it) until the block
-    ends; the system releases it too when the process dies, however it dies."""
+    """Hold an exclusive lock on ``<output>/train.lock`` (with this process's pid in it) until the block ends;
+    the system releases it too when the process dies, however it dies. A POSIX record lock (``lockf``), not a
+    ``flock``: it belongs to this process, so the data-loader workers it forks (which inherit its open files,
+    and outlive a SIGKILL by a moment) do not keep the folder locked after the run is gone."""
     if fcntl is None:
         yield
         return
     fd = os.open(os.path.join(output, _LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
             owner = os.pread(fd, 32, 0).decode(errors='replace').strip() or 'unknown'
             raise OutputFolderError(
                 f'output folder {output} is in use by another training run (pid {owner}, holding '
