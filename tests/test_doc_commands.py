@@ -335,6 +335,12 @@ def _check_validate(cmd, args):
         _check_models(cmd, [ns.model], exact=True)
 
 
+def _check_predict(cmd, args):
+    ns = _parse(cmd, _tool('predict').build_parser().parse_args, args, 'tools/predict.py')
+    if ns is not None and ns.model:
+        _check_models(cmd, [ns.model], exact=True)
+
+
 def _check_train(cmd, args):
     # the recipe named by --config sets the defaults (and must hold only known options)
     ns = _parse(cmd, _tool('train').parse_train_args, args, 'tools/train.py')
@@ -367,6 +373,7 @@ TOOL_CHECKS: Dict[str, Callable[[Command, List[str]], None]] = {
                                                'tools/make_shapes.py'),
     'mm_test.py': _check_mm('test'),
     'mm_train.py': _check_mm('train'),
+    'predict.py': _check_predict,
     'push_to_hub.py': _check_push,
     'train.py': _check_train,
     'validate.py': _check_validate,

@@ -19,7 +19,8 @@ import yaml
 
 import zoo
 from zoo.train import (ConfigError, DatasetError, OutputFolderError, load_config, load_training_checkpoint,
-                       make_digits_imagefolder, parse_train_args, save_training_checkpoint, train, validate)
+                       make_digits_imagefolder, parse_train_args, predict, save_training_checkpoint, train,
+                       validate)
 from zoo.train.engine import _output_lock
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,6 +172,10 @@ def test_lsnet_t_learns_digits(digits, tmp_path):
     assert train_form['top1'] == deploy_form['top1'] == pytest.approx(result['best']['metric'])
     assert train_form['top5'] == deploy_form['top5']
     assert abs(train_form['loss'] - deploy_form['loss']) < 1e-4
+    # predict.py names each image's class by the checkpoint's class names: over the folder, validate's top-1
+    results = predict([str(digits / 'val')], checkpoint=str(tmp_path / 'model_best.pth'), topk=1, batch_size=64)
+    hits = sum(r['top'][0]['label'] == Path(r['image']).parent.name for r in results)
+    assert len(results) == 450 and 100 * hits / len(results) == pytest.approx(train_form['top1'])
     # the same weights as a plain zoo file and in the authors' layout give the same accuracy
     model = zoo.create_model('lsnet_t', num_classes=10)
     zoo.load_checkpoint(model, state['state_dict'])
