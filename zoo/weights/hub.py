@@ -4,7 +4,8 @@ A zoo Hub repo is what ``timm``'s own ``save_for_hf`` writes: ``config.json`` (`
 registry name, e.g. ``zoo/lsnet_t``, plus ``num_classes``, ``model_args`` and ``pretrained_cfg``) and
 ``model.safetensors``, with a ``README.md`` model card. So ``timm.create_model('hf-hub:<org>/<repo>')`` and
 ``timm.create_model('local-dir:<folder>')`` build zoo models through timm's loading path once ``zoo`` is
-imported.
+imported, and so do 🤗 transformers' ``AutoModelForImageClassification.from_pretrained`` and
+``pipeline('image-classification')`` (their timm wrapper calls ``timm.create_model``).
 """
 import json
 import os
@@ -51,6 +52,21 @@ def model_card(model: nn.Module, name: str, sha256: str, entry: Optional[Dict] =
     return '\n'.join(lines)
 
 
+def _drop_class_count_from_model_args(config_path: Path) -> None:
+    """timm's ``save_for_hf`` writes ``num_classes`` twice: at the top of config.json and in ``model_args``.
+    transformers' ``TimmWrapperForImageClassification`` calls ``timm.create_model(architecture,
+    num_classes=config.num_labels, **model_args)``, which then fails with "got multiple values for keyword
+    argument 'num_classes'" (transformers 5.24 with timm 1.0.31, for timm's own models too). timm takes the
+    class count from the top-level entry (into the pretrained cfg, a default of ``create_model``), so the copy in
+    ``model_args`` is dropped and both libraries load the folder."""
+    config = json.loads(config_path.read_text())
+    model_args = config.get('model_args') or {}
+    if model_args.pop('num_classes', config.get('num_classes')) != config.get('num_classes'):
+        raise ValueError(f'{config_path}: model_args and config give different class counts')
+    config['model_args'] = model_args
+    config_path.write_text(json.dumps(config, indent=2) + '\n')
+
+
 @torch.no_grad()
 def save_for_hub(model: nn.Module, folder: os.PathLike, deploy: bool = False, entry: Optional[Dict] = None,
                  gflops: Optional[float] = None) -> str:
@@ -62,6 +78,7 @@ def save_for_hub(model: nn.Module, folder: os.PathLike, deploy: bool = False, en
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_for_hf(model, str(folder), model_args={'deploy': True} if deploy else None, safe_serialization=True)
+    _drop_class_count_from_model_args(folder / 'config.json')
     digest = sha256_of(folder / 'model.safetensors')
     name = model.pretrained_cfg.get('architecture', type(model).__name__)
     (folder / 'README.md').write_text(model_card(model, name, digest, entry, deploy, gflops))
