@@ -371,6 +371,8 @@ TOOL_CHECKS: Dict[str, Callable[[Command, List[str]], None]] = {
     'make_docs.py': lambda cmd, args: _parse(cmd, _tool('make_docs').parse_args, args, 'tools/make_docs.py'),
     'make_shapes.py': lambda cmd, args: _parse(cmd, _tool('make_shapes').build_parser().parse_args, args,
                                                'tools/make_shapes.py'),
+    'mm_predict.py': lambda cmd, args: _parse(cmd, _tool('mm_predict').build_parser().parse_args, args,
+                                              'tools/mm_predict.py'),
     'mm_test.py': _check_mm('test'),
     'mm_train.py': _check_mm('train'),
     'predict.py': _check_predict,

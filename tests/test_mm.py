@@ -389,3 +389,32 @@ def test_two_process_torchrun_trains_with_finite_losses(shapes, tmp_path):
     losses = _losses(work)
     assert sorted(losses) == [1, 2, 3, 4] and all(math.isfinite(v) for v in losses.values())
     assert 'mIoU' in log
+
+
+@pytest.mark.parametrize('task', ['coco', 'ade20k'])
+def test_predictions_are_drawn_into_pngs(task, shapes, tmp_path):
+    """tools/mm_predict.py: a checkpoint of the shapes config (its weights and class names, as mmengine saves
+    them) drawn on the validation images by mmdet's / mmseg's inferencer, one PNG each, at the image's size."""
+    from PIL import Image
+
+    from zoo.mm.predict import predict
+    sys.path.insert(0, os.path.join(ROOT, 'tools'))
+    from mm_predict import main
+    name, data = (('mask-rcnn_lsnet_t_fpn_shapes', shapes / 'coco' / 'val2017') if task == 'coco'
+                  else ('upernet_lsnet_t_shapes', shapes / 'ade' / 'images' / 'validation'))
+    config = os.path.join(CONFIGS, 'shapes', name + '.py')
+    cfg = Config.fromfile(config)
+    cfg.train_dataloader.dataset.data_root = str(data.parents[1] if task == 'ade20k' else data.parent)
+    model, dataset = build(cfg)
+    checkpoint = tmp_path / 'model.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {'dataset_meta': dataset.metainfo}}, checkpoint)
+    images = sorted(glob.glob(str(data / '*')))
+    pngs = predict(config, str(checkpoint), [str(data)], str(tmp_path / 'out'), score_thr=0.0)
+    assert [os.path.splitext(os.path.basename(p))[0] for p in pngs] == \
+        [os.path.splitext(os.path.basename(p))[0] for p in images]
+    for png, image in zip(pngs, images):
+        assert Image.open(png).size == Image.open(image).size
+    with pytest.raises(FileNotFoundError, match='checkpoint .*nope.pth: no such file'):
+        main([config, str(tmp_path / 'nope.pth'), str(data)])
+    with pytest.raises(ValueError, match='score_thr=2.0 is not allowed'):
+        predict(config, str(checkpoint), [str(data)], str(tmp_path / 'out'), score_thr=2.0)

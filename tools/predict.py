@@ -3,7 +3,8 @@
 
     python tools/predict.py photos/ --model lsnet_t --checkpoint lsnet_t.pth    # official or zoo file
     python tools/predict.py data/digits/val --checkpoint output/train/lsnet_t/model_best.pth --topk 1 --json out.json
-    python tools/predict.py "data/digits/val/*/*.png" --checkpoint output/train/lsnet_t/model_best.pth --deploy --runtime onnx
+    python tools/predict.py "data/digits/val/*/*.png" --checkpoint output/train/lsnet_t/model_best.pth \
+        --deploy --runtime onnx
 """
 import argparse
 import json
