@@ -5,6 +5,8 @@ import glob
 import os
 from typing import List, Sequence
 
+from PIL import Image
+
 from ..train.predict import image_paths
 from .runner import load_config
 
@@ -15,7 +17,7 @@ def predict(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str, s
             device: str = 'cpu') -> List[str]:
     """Draw the predictions of ``config`` with the weights of ``checkpoint`` (an mmengine checkpoint, whose
     ``meta`` names the classes) on the images of ``inputs`` (files, folders, glob patterns) into
-    ``<out_dir>/vis/<image name>``; detections below ``score_thr`` are left out. Returns the PNG paths."""
+    ``<out_dir>/vis/<image name>.png``; detections below ``score_thr`` are left out. Returns the PNG paths."""
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint}: no such file')
     if not 0 <= score_thr <= 1:
@@ -34,6 +36,16 @@ def predict(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str, s
     else:
         raise ValueError(f'{config}: default_scope {scope!r}; a detection (mmdet) or segmentation (mmseg) config '
                          'is needed')
+    # the inferencers write each drawing under its image's name and format: PNG (lossless) for every one
     names = {os.path.splitext(os.path.basename(p))[0] for p in paths}
-    return sorted(p for p in glob.glob(os.path.join(out_dir, 'vis', '*'))
-                  if os.path.splitext(os.path.basename(p))[0] in names)
+    pngs = []
+    for drawn in sorted(glob.glob(os.path.join(out_dir, 'vis', '*'))):
+        stem, ext = os.path.splitext(drawn)
+        if os.path.basename(stem) not in names:
+            continue
+        if ext.lower() != '.png':
+            with Image.open(drawn) as image:
+                image.save(stem + '.png')
+            os.remove(drawn)
+        pngs.append(stem + '.png')
+    return pngs
