@@ -413,7 +413,8 @@ def test_predictions_are_drawn_into_pngs(task, shapes, tmp_path):
     assert [os.path.splitext(os.path.basename(p))[0] for p in pngs] == \
         [os.path.splitext(os.path.basename(p))[0] for p in images]
     for png, image in zip(pngs, images):
-        assert Image.open(png).size == Image.open(image).size
+        with Image.open(png) as drawn, Image.open(image) as source:
+            assert drawn.format == 'PNG' and drawn.size == source.size
     with pytest.raises(FileNotFoundError, match='checkpoint .*nope.pth: no such file'):
         main([config, str(tmp_path / 'nope.pth'), str(data)])
     with pytest.raises(ValueError, match='score_thr=2.0 is not allowed'):
