@@ -9,5 +9,5 @@ from .timing import gemm_peak, measure_latency
 
 __all__ = ['BenchmarkRow', 'ChannelsLast', 'FORMS', 'KernelRow', 'LARGE_KERNEL_SHAPES', 'PEERS', 'PEER_FORMS',
            'RUNTIMES', 'Unchecked', 'Unfused', 'benchmark', 'build_in_form', 'count_flops', 'count_params',
-           'from_csv', 'gemm_peak', 'kernel_table_markdown', 'large_kernel_table', 'markdown_table', 'measure_latency', 'peak_memory',
-           'timm_equivalent', 'to_csv', 'to_markdown']
+           'from_csv', 'gemm_peak', 'kernel_table_markdown', 'large_kernel_table', 'markdown_table',
+           'measure_latency', 'peak_memory', 'timm_equivalent', 'to_csv', 'to_markdown']

@@ -24,7 +24,8 @@ from timm.data.readers.reader_image_folder import ReaderImageFolder
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 __all__ = ['make_digits_imagefolder', 'ShardSampler', 'build_loader', 'DatasetError', 'ImageFolderDataset',
-           'split_folder', 'is_image_folder', 'build_dataset', 'class_names_of', 'apply_class_map']
+           'split_folder', 'is_image_folder', 'build_dataset', 'class_names_of', 'apply_class_map',
+           'unreadable_image']
 
 _logger = logging.getLogger('zoo.train')
 # the folder names timm's create_dataset also accepts for a split
@@ -61,6 +62,12 @@ def split_folder(data_dir: str, split: str, option: str = '--split') -> str:
                        f'{_listing(present) or "no folders"}); pass the split folder\'s name as {option}')
 
 
+def unreadable_image(path: str, error: Exception) -> DatasetError:
+    """The error for an image file that cannot be decoded, naming it."""
+    return DatasetError(f'{path}: cannot be read as an image ({type(error).__name__}: {error}); replace or remove '
+                        'the file')
+
+
 class ImageFolderDataset(ImageDataset):
     """timm's ``ImageDataset`` that fails on an image it cannot read, naming the file. timm logs the failure and
     returns the next image instead, which counts that one twice in an evaluation and hides the damage."""
@@ -72,8 +79,7 @@ class ImageFolderDataset(ImageDataset):
             if not self.load_bytes and self.input_img_mode:
                 img = img.convert(self.input_img_mode)  # decodes the pixels: a truncated file fails here
         except Exception as e:
-            raise DatasetError(f'{self.reader.filename(index, absolute=True)}: cannot be read as an image '
-                               f'({type(e).__name__}: {e}); replace or remove the file') from e
+            raise unreadable_image(self.reader.filename(index, absolute=True), e) from e
         if self.transform is not None:
             img = self.transform(img)
         if target is None:

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from ..deploy import reparameterize
 from ..measure.forms import RUNTIMES, in_runtime
-from .data import DatasetError
+from .data import DatasetError, unreadable_image
 from .engine import eval_transform
 from .validate import build_evaluated_model, resolve_weights
 
@@ -33,7 +33,7 @@ def image_paths(inputs: Sequence[str]) -> List[str]:
     a glob pattern's matching images (sorted; ``**`` recurses). An input that names nothing is an error."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
-    paths: List[str] = []
+    paths: Dict[str, None] = {}  # insertion-ordered: each image once, where it first comes
     for given in map(os.fspath, inputs):
         if os.path.isfile(given):
             found = [given]
@@ -47,8 +47,8 @@ def image_paths(inputs: Sequence[str]) -> List[str]:
                                         f'pattern (images end in {", ".join(get_img_extensions())})')
         if not found:
             raise DatasetError(f'input {given}: the folder holds no images ({", ".join(get_img_extensions())})')
-        paths.extend(p for p in found if p not in paths)
-    return paths
+        paths.update(dict.fromkeys(found))
+    return list(paths)
 
 
 def _class_names(class_names: Optional[List[str]], num_classes: int) -> List[str]:
@@ -65,7 +65,7 @@ def _load(path: str, transform) -> torch.Tensor:
         with Image.open(path) as image:
             return transform(image.convert('RGB'))
     except (UnidentifiedImageError, OSError) as e:
-        raise DatasetError(f'{path}: cannot be read as an image ({e})') from e
+        raise unreadable_image(path, e) from e
 
 
 def predict(inputs: Sequence[str], model_name: Optional[str] = None, checkpoint: str = '', topk: int = 5,

@@ -126,7 +126,7 @@ def validate(data_dir: str, model_name: Optional[str] = None, checkpoint: str = 
     model, data_config = build_evaluated_model(source, use_ema, img_size, crop_pct)
     model_name = source.model_name
     form = 'deploy' if deploy else 'train'
-    model = reparameterize(model.eval()) if deploy else model.eval()
+    model = reparameterize(model) if deploy else model
     model.to(device_)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -134,6 +134,6 @@ def validate(data_dir: str, model_name: Optional[str] = None, checkpoint: str = 
     loader = build_loader(ds, batch_size, False, world_size, rank, workers)
     amp_dtype = amp_dtype_for(device_) if amp else None
     metrics = evaluate(model, loader, device_, amp_dtype, channels_last, world_size)
-    return dict(model=model_name, form=form, checkpoint=os.fspath(checkpoint) if checkpoint else '',
+    return dict(model=model_name, form=form, checkpoint=source.checkpoint,
                 weights='ema' if use_ema else 'model', **metrics,
                 input_size=list(data_config['input_size']), crop_pct=data_config['crop_pct'])
