@@ -15,23 +15,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from zoo.measure.forms import RUNTIMES  # noqa: E402
 from zoo.train.predict import predict  # noqa: E402
+from zoo.train.validate import add_weights_arguments  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('inputs', nargs='+', help='image files, folders (searched recursively) or glob patterns')
-    p.add_argument('--model', default=None, help="zoo model name (default: the training checkpoint's)")
-    p.add_argument('--checkpoint', default='', help='training checkpoint of tools/train.py, zoo or official file '
-                                                    '(none: random init)')
+    add_weights_arguments(p)
     p.add_argument('--topk', type=int, default=5)
     p.add_argument('--deploy', action='store_true', help='the deploy form (zoo.reparameterize)')
     p.add_argument('--runtime', default='eager', choices=RUNTIMES)
-    p.add_argument('--use-ema', action='store_true', help="the training checkpoint's EMA weights")
-    p.add_argument('--num-classes', type=int, default=None)
-    p.add_argument('--img-size', type=int, default=None)
-    p.add_argument('--crop-pct', type=float, default=None)
     p.add_argument('--batch-size', '-b', type=int, default=16)
-    p.add_argument('--trust-pickle', action='store_true', help='allow pickled objects in a checkpoint you trust')
     p.add_argument('--json', default='', help='write the predictions to this file as JSON (- for standard output)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     return p

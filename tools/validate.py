@@ -13,6 +13,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from zoo.train import validate  # noqa: E402
+from zoo.train.validate import add_weights_arguments  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,19 +21,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--data-dir', required=True)
     p.add_argument('--split', default='val')
     p.add_argument('--dataset', default='', help="timm dataset spec ('' = image folders)")
-    p.add_argument('--model', default=None, help='zoo model name (default: the training checkpoint\'s)')
-    p.add_argument('--checkpoint', default='', help='training checkpoint of tools/train.py, zoo or official file')
+    add_weights_arguments(p)
     p.add_argument('--deploy', action='store_true', help='evaluate the deploy form (zoo.reparameterize)')
-    p.add_argument('--use-ema', action='store_true', help="the training checkpoint's EMA weights")
-    p.add_argument('--num-classes', type=int, default=None)
-    p.add_argument('--img-size', type=int, default=None)
-    p.add_argument('--crop-pct', type=float, default=None)
     p.add_argument('--batch-size', '-b', type=int, default=64)
     p.add_argument('--workers', '-j', type=int, default=2)
     p.add_argument('--amp', action='store_true', help='autocast (bfloat16 on CPU, float16 on GPU)')
     p.add_argument('--channels-last', action='store_true')
     p.add_argument('--device', default='')
-    p.add_argument('--trust-pickle', action='store_true', help='allow pickled objects in a checkpoint you trust')
     p.add_argument('--json', default='', help='also write the result to this file')
     return p
 

@@ -5,6 +5,7 @@ A training checkpoint carries its class map (class names in index order): the sp
 name, so a split that lacks some classes keeps every label right (the missing classes are not evaluated), and a
 class the model was not trained on is an error. Other files carry no class map: the class folders are taken in
 timm's order (sorted), and there may not be more of them than the model has classes."""
+import argparse
 import dataclasses
 import logging
 import os
@@ -22,7 +23,7 @@ from .engine import amp_dtype_for, eval_transform, evaluate, load_training_check
 
 _logger = logging.getLogger('zoo.train')
 
-__all__ = ['WeightsSource', 'build_evaluated_model', 'read_training_checkpoint', 'resolve_weights', 'validate']
+__all__ = ['WeightsSource', 'add_weights_arguments', 'build_evaluated_model', 'read_training_checkpoint', 'resolve_weights', 'validate']
 
 
 def read_training_checkpoint(path: str) -> Optional[Dict[str, Any]]:
@@ -32,6 +33,19 @@ def read_training_checkpoint(path: str) -> Optional[Dict[str, Any]]:
         return load_training_checkpoint(path, option='--checkpoint')
     except Exception:
         return None
+
+
+def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the model, its weights and its input that :func:`resolve_weights` and
+    :func:`build_evaluated_model` take (``tools/validate.py``, ``tools/predict.py``)."""
+    parser.add_argument('--model', default=None, help="zoo model name (default: the training checkpoint's)")
+    parser.add_argument('--checkpoint', default='', help='training checkpoint of tools/train.py, zoo or official '
+                                                         'file (none: random init)')
+    parser.add_argument('--use-ema', action='store_true', help="the training checkpoint's EMA weights")
+    parser.add_argument('--num-classes', type=int, default=None)
+    parser.add_argument('--img-size', type=int, default=None)
+    parser.add_argument('--crop-pct', type=float, default=None)
+    parser.add_argument('--trust-pickle', action='store_true', help='allow pickled objects in a checkpoint you trust')
 
 
 @dataclasses.dataclass
