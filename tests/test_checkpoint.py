@@ -147,6 +147,12 @@ def test_distilled_checkpoint_predicts_the_mean_of_both_heads(tmp_path):
         return F.linear(y, sd[f'{prefix}.l.weight'], sd[f'{prefix}.l.bias'])
     ref = (official_head('head') + official_head('head_dist')) / 2
     assert (out - ref).abs().max() <= 1e-5 * ref.abs().max()
+    # built with its distillation head (to continue distilling), the model keeps the two heads apart
+    two = zoo.create_model('lsnet_t', distillation=True, pretrained=True,
+                           pretrained_cfg_overlay=dict(file=str(path))).eval()
+    with torch.no_grad():
+        for prefix in ('head', 'head_dist'):
+            torch.testing.assert_close(getattr(two, prefix)(pooled), official_head(prefix))
 
 
 def test_other_num_classes_and_in_chans_adapt_from_checkpoint(tmp_path):

@@ -9,7 +9,7 @@ rest of timm's model contract (features, intermediates, pruning, grad checkpoint
 lives here once.
 """
 import re
-from typing import Callable, Iterable, List, Optional, Union
+from typing import Callable, Dict, Iterable, List, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -19,7 +19,8 @@ from timm.models._features import feature_take_indices
 
 from ..layers import BNLinear, check_input
 
-__all__ = ['BNLinearHead', 'Stage', 'StagedBackbone', 'TokenStage', 'levit_unit_key', 'official_staged_key']
+__all__ = ['BNLinearHead', 'Stage', 'StagedBackbone', 'TokenStage', 'distillation_head_for', 'levit_unit_key',
+           'merge_distillation_head', 'official_staged_key']
 
 torch.fx.wrap('check_input')  # any tracer (torchvision's too) keeps the input check as one call
 
@@ -41,10 +42,42 @@ def official_staged_key(key: str, block_key: Callable[[str], str]) -> str:
 def levit_unit_key(key: str) -> str:
     """Map the LeViT-style unit names that the LSNet and SHViT releases (and timm's SHViT) share to the zoo's:
     the ``Residual`` wrapper's ``.m.`` goes, ``Conv2d_BN``'s conv ``c`` is ``conv``, the head's Linear ``l``
-    is ``fc``."""
+    is ``fc`` (in the distillation head ``head_dist`` too)."""
     key = re.sub(r'\.m\.', '.', key)
     key = re.sub(r'\.c\.weight$', '.conv.weight', key)
-    return re.sub(r'^head\.l\.', 'head.fc.', key)
+    return re.sub(r'^head(_dist)?\.l\.', r'head\1.fc.', key)
+
+
+def merge_distillation_head(state_dict: Dict[str, torch.Tensor], eps: float = 1e-5) -> Dict[str, torch.Tensor]:
+    """A state dict of a :class:`BNLinearHead` model trained with a distillation head (zoo layout), for the model
+    without one: at eval the two heads predict ``(head(x) + head_dist(x)) / 2``, and both are BN + Linear, so
+    that mean is one Linear. It goes in ``head.fc`` behind a BatchNorm set to the identity (var = 1 - eps)."""
+    state_dict = dict(state_dict)
+    weights, biases = [], []
+    for prefix in ('head.', 'head_dist.'):
+        gamma, beta = state_dict.pop(prefix + 'bn.weight'), state_dict.pop(prefix + 'bn.bias')
+        mean, var = state_dict.pop(prefix + 'bn.running_mean'), state_dict.pop(prefix + 'bn.running_var')
+        state_dict.pop(prefix + 'bn.num_batches_tracked', None)
+        scale = gamma / torch.sqrt(var + eps)
+        w, b = state_dict.pop(prefix + 'fc.weight'), state_dict.pop(prefix + 'fc.bias')
+        weights.append(w * scale[None, :])
+        biases.append(w @ (beta - mean * scale) + b)
+    dim = weights[0].shape[1]
+    state_dict.update({
+        'head.bn.weight': torch.ones(dim), 'head.bn.bias': torch.zeros(dim),
+        'head.bn.running_mean': torch.zeros(dim), 'head.bn.running_var': torch.full((dim,), 1.0 - eps),
+        'head.bn.num_batches_tracked': torch.tensor(0),
+        'head.fc.weight': (weights[0] + weights[1]) / 2, 'head.fc.bias': (biases[0] + biases[1]) / 2,
+    })
+    return state_dict
+
+
+def distillation_head_for(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
+    """A zoo-layout state dict whose distillation head ``model`` lacks gets it merged into ``head``
+    (:func:`merge_distillation_head`); a model with one keeps the two heads."""
+    if 'head_dist.fc.weight' in state_dict and not getattr(model, 'distillation', False):
+        return merge_distillation_head(state_dict)
+    return state_dict
 
 
 class Stage(nn.Module):
@@ -217,10 +250,29 @@ class StagedBackbone(nn.Module):
 
 class BNLinearHead:
     """Mixin for a :class:`StagedBackbone` whose head is LeViT's BatchNorm1d + Linear (LSNet, SHViT): one unit
-    that folds into one Linear, so the classifier is all of it and the pre-logits are the pooled features."""
+    that folds into one Linear, so the classifier is all of it and the pre-logits are the pooled features.
+
+    ``distillation`` (set before ``reset_classifier``; the authors' option of the same name): a second BN + Linear,
+    ``head_dist``, learns from a teacher as in DeiT. The model predicts the mean of the two heads, except in
+    training after ``set_distilled_training()`` (timm's ``TokenDistillationTask`` calls it), where it returns
+    ``(head(x), head_dist(x))`` for the task's two losses."""
+    __constants__ = StagedBackbone.__constants__ + ['distillation']  # TorchScript compiles only the branch taken
+    distillation = False
+    distilled_training = False
 
     def _make_head(self, num_classes: int) -> nn.Module:
         return BNLinear(self.num_features, num_classes, drop=self.drop_rate) if num_classes else nn.Identity()
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None):
+        super().reset_classifier(num_classes, global_pool)
+        if self.distillation:
+            self.head_dist = nn.Identity() if isinstance(self.head, nn.Identity) else self._make_head(num_classes)
+
+    @torch.jit.ignore
+    def set_distilled_training(self, enable: bool = True):
+        if not self.distillation:
+            raise ValueError(f'{self.arch} has no distillation head to train: create it with distillation=True')
+        self.distilled_training = enable
 
     @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
@@ -228,4 +280,13 @@ class BNLinearHead:
 
     def forward_head(self, x, pre_logits: bool = False):
         x = self.global_pool(x)
-        return x if pre_logits else self.head(x)
+        if pre_logits:
+            return x
+        if not self.distillation:
+            return self.head(x)
+        x, x_dist = self.head(x), self.head_dist(x)
+        if torch.jit.is_scripting():  # a scripted model predicts
+            return (x + x_dist) / 2
+        if self.distilled_training and self.training:
+            return x, x_dist
+        return (x + x_dist) / 2

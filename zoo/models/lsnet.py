@@ -25,7 +25,7 @@ from timm.models import generate_default_cfgs
 
 from ..layers import ConvBN, ConvBNFFN, RepVGGDW
 from ..weights import check_pretrained
-from ._base import BNLinearHead, Stage, StagedBackbone, levit_unit_key
+from ._base import BNLinearHead, Stage, StagedBackbone, distillation_head_for, levit_unit_key
 from .registry import Family, register_family
 
 __all__ = ['LSNet', 'LSConv', 'small_kernel_aggregation']
@@ -243,10 +243,12 @@ class LSNet(BNLinearHead, StagedBackbone):
             img_size: int = 224,
             drop_rate: float = 0.0,
             drop_path_rate: float = 0.0,
+            distillation: bool = False,
     ):
         super().__init__()
         self.in_chans = in_chans
         self.drop_rate = drop_rate
+        self.distillation = distillation
         self.num_features = embed_dim[-1]
         e0 = embed_dim[0]
         self.stem = nn.Sequential(
@@ -277,28 +279,6 @@ class LSNet(BNLinearHead, StagedBackbone):
         return {k for k, _ in self.named_parameters() if 'attention_biases' in k}
 
 
-def _merge_distillation_head(state_dict: Dict[str, torch.Tensor], eps: float = 1e-5) -> Dict[str, torch.Tensor]:
-    """Distilled LSNets predict ``(head(x) + head_dist(x)) / 2`` at eval; both heads are BN + Linear, so that
-    mean is one Linear. It goes in ``head.l`` behind a BatchNorm set to the identity (var = 1 - eps)."""
-    weights, biases = [], []
-    for prefix in ('head.', 'head_dist.'):
-        gamma, beta = state_dict.pop(prefix + 'bn.weight'), state_dict.pop(prefix + 'bn.bias')
-        mean, var = state_dict.pop(prefix + 'bn.running_mean'), state_dict.pop(prefix + 'bn.running_var')
-        state_dict.pop(prefix + 'bn.num_batches_tracked', None)
-        scale = gamma / torch.sqrt(var + eps)
-        w, b = state_dict.pop(prefix + 'l.weight'), state_dict.pop(prefix + 'l.bias')
-        weights.append(w * scale[None, :])
-        biases.append(w @ (beta - mean * scale) + b)
-    dim = weights[0].shape[1]
-    state_dict.update({
-        'head.bn.weight': torch.ones(dim), 'head.bn.bias': torch.zeros(dim),
-        'head.bn.running_mean': torch.zeros(dim), 'head.bn.running_var': torch.full((dim,), 1.0 - eps),
-        'head.bn.num_batches_tracked': torch.tensor(0),
-        'head.l.weight': (weights[0] + weights[1]) / 2, 'head.l.bias': (biases[0] + biases[1]) / 2,
-    })
-    return state_dict
-
-
 def _official_key(key: str) -> Optional[str]:
     """Map one key of the official layout (patch_embed / blocks1..4 / head) to the zoo's."""
     if key.endswith('attention_bias_idxs'):
@@ -319,11 +299,8 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) 
     """Official checkpoints (``{'model': ...}`` unwrapped by the loader, distilled ones included) and zoo
     checkpoints both load; the result is checked against the model before anything is copied."""
     if 'stem.0.conv.weight' not in state_dict:
-        state_dict = dict(state_dict)
-        if 'head_dist.l.weight' in state_dict:
-            state_dict = _merge_distillation_head(state_dict)
         state_dict = {new: v for k, v in state_dict.items() if (new := _official_key(k)) is not None}
-    return check_pretrained(state_dict, model)
+    return check_pretrained(distillation_head_for(state_dict, model), model)
 
 
 def _cfg(url: str = '', **kwargs):

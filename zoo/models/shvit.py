@@ -37,7 +37,7 @@ from timm.models import generate_default_cfgs
 from ..layers import (ConvBN, ConvBNFFN, FoldedCopy, FusedLinear, FusedMlp, ResidualConvBN, fold_affine_into_next,
                       norm_affine, on_channels)
 from ..weights import check_pretrained
-from ._base import BNLinearHead, Stage, StagedBackbone, levit_unit_key
+from ._base import BNLinearHead, Stage, StagedBackbone, distillation_head_for, levit_unit_key
 from .registry import Family, register_family
 
 __all__ = ['SHViT', 'SingleHeadAttention']
@@ -196,12 +196,14 @@ class SHViT(BNLinearHead, StagedBackbone):
             types: Tuple[str, ...] = ('s', 's', 's'),
             drop_rate: float = 0.0,
             drop_path_rate: float = 0.0,
+            distillation: bool = False,
     ):
         super().__init__()
         if any(t not in ('i', 's') for t in types):
             raise ValueError(f'SHViT stage types are "i" (no attention) or "s" (single-head attention), got {types}')
         self.in_chans = in_chans
         self.drop_rate = drop_rate
+        self.distillation = distillation
         self.num_features = embed_dim[-1]
         e0 = embed_dim[0]
         self.stem = nn.Sequential(
@@ -257,7 +259,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) 
     shapes = {k: v.shape for k, v in model.state_dict().items()}
     state_dict = {k: v[:, :, None, None] if v.ndim == 2 and len(shapes.get(k, ())) == 4 and shapes[k][2:] == (1, 1)
                   else v for k, v in state_dict.items()}
-    return check_pretrained(state_dict, model)
+    return check_pretrained(distillation_head_for(state_dict, model), model)
 
 
 def _cfg(url: str = '', **kwargs):
