@@ -123,6 +123,7 @@ def test_every_model_has_an_imagenet_recipe():
     assert set(zoo.list_models()) <= set(recipes), sorted(set(zoo.list_models()) - set(recipes))
     for name, path in recipes.items():
         args = parse_train_args(['--config', str(path)])  # only known options
+        name = name.removesuffix('_distill')  # a distilled model's recipe: the model's, plus a teacher
         assert args.model == name and zoo.list_models(name) == [name]
         assert args.epochs > 0 and args.lr_base > 0 and args.batch_size > 0 and args.img_size in (224, 256, 384)
     # recipes state the authors' values: e.g. LSNet-T 1e-3 per 512 images at a global batch of 2048 (AGC 0.02,
@@ -132,6 +133,14 @@ def test_every_model_has_an_imagenet_recipe():
     assert (lsnet.clip_grad, lsnet.clip_mode, lsnet.model_ema_decay, lsnet.aug_repeats) == (0.02, 'agc', 0.99996, 3)
     litv2 = parse_train_args(['--config', str(folder / 'litv2_s.yaml')])
     assert (litv2.warmup_lr, litv2.min_lr, litv2.drop_path) == pytest.approx((1e-6, 1e-5, 0.2))
+    # the distilled LSNets: DeiT's hard distillation from its RegNetY-16GF, alpha 0.5, on the plain recipe
+    assert {p.stem for p in folder.glob('*_distill.yaml')} == {'lsnet_t_distill', 'lsnet_s_distill', 'lsnet_b_distill'}
+    for size in 'tsb':
+        plain, distilled = (vars(parse_train_args(['--config', str(folder / f'lsnet_{size}{tail}.yaml')]))
+                            for tail in ('', '_distill'))
+        teacher = {k: v for k, v in distilled.items() if plain[k] != v}
+        assert teacher == {'distill_model': 'regnety_160.deit_in1k', 'distill_type': 'token', 'distill_target': 'hard',
+                           'task_loss_weight': 0.5, 'config': distilled['config']}
 
 
 def test_initial_checkpoint_with_another_class_count(tmp_path):
@@ -233,12 +242,17 @@ def _kill_mid_epoch(cmd, epoch, batch):
 
 
 @pytest.mark.slow
-def test_resume_after_kill_gives_the_same_weights(small_digits, tmp_path):
+def test_resume_after_kill_gives_the_same_weights(small_digits, small_run, tmp_path):
     """A run killed in its second epoch and resumed ends with the weights, EMA weights, optimizer state and
-    metrics of an uninterrupted run (small digits: five batches an epoch, one worker process)."""
-    common = [sys.executable, 'tools/train.py', '--config', str(DIGITS_RECIPE), '--data-dir', str(small_digits),
-              '--epochs', '2', '--img-size', '16', '--batch-size', '32', '--model-ema', '--workers', '1',
-              '--no-progress', '--log-interval', '1']
+    metrics of an uninterrupted run (small digits: five batches an epoch, one worker process). The run distils
+    from a teacher (DeiT-style hard token distillation, as the distilled LSNets): the distillation head is saved
+    and resumed with the rest, and a resume with other teacher weights is refused."""
+    teacher = str(small_run / 'last.pth')
+    options = ['--config', str(DIGITS_RECIPE), '--data-dir', str(small_digits), '--epochs', '2', '--img-size', '16',
+               '--batch-size', '32', '--model-ema', '--workers', '1', '--no-progress', '--log-interval', '1',
+               '--distill-model', 'lsnet_t', '--distill-checkpoint', teacher, '--distill-type', 'token',
+               '--distill-target', 'hard', '--task-loss-weight', '0.5']
+    common = [sys.executable, 'tools/train.py'] + options
     straight = _run(common + ['--output', str(tmp_path / 'a')], timeout=900)
     assert straight.returncode == 0, straight.stderr[-3000:]
     _kill_mid_epoch(common + ['--output', str(tmp_path / 'b')], epoch=1, batch=3)
@@ -249,30 +263,49 @@ def test_resume_after_kill_gives_the_same_weights(small_digits, tmp_path):
     a = load_training_checkpoint(str(tmp_path / 'a' / 'last.pth'))
     b = load_training_checkpoint(str(tmp_path / 'b' / 'last.pth'))
     assert a['epoch'] == b['epoch'] == 1 and a['num_updates'] == b['num_updates']
+    assert 'head_dist.fc.weight' in a['state_dict'] and 'head_dist.fc.weight' in a['state_dict_ema']
+    assert a['teacher'] == b['teacher'] == {'model': 'lsnet_t', 'checkpoint': teacher,
+                                            'sha256': zoo.weights.sha256_of(teacher)}
     for key in ('state_dict', 'state_dict_ema'):
         for k, v in a[key].items():
             assert torch.equal(v, b[key][k]), f'{key}.{k} differs after resume'
     for sa, sb in zip(a['optimizer']['state'].values(), b['optimizer']['state'].values()):
         assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert a['metrics'] == b['metrics']
+    rows = list(csv.DictReader(open(tmp_path / 'b' / 'summary.csv')))
+    assert all(math.isfinite(float(r['train_distill_loss'])) for r in rows)
+    # the run's weights load, merged, into the model without a distillation head: what validate evaluates
+    assert validate(str(small_digits), checkpoint=str(tmp_path / 'b' / 'last.pth'), img_size=16, workers=0,
+                    use_ema=True)['top1'] == pytest.approx(b['metrics']['top1'])
+    other = dict(load_training_checkpoint(teacher))
+    other['state_dict'] = {k: v + 1 if v.is_floating_point() else v for k, v in other['state_dict'].items()}
+    save_training_checkpoint(str(tmp_path / 'other.pth'), other)
+    with pytest.raises(ValueError, match=r'--resume .*: the run distils from the teacher weights .*last.pth '
+                                         r'\(SHA-256 [0-9a-f]{64}\), not from --distill-checkpoint .*other.pth'):
+        train(parse_train_args(options + ['--output', str(tmp_path / 'b'), '--resume', 'auto',
+                                          '--distill-checkpoint', str(tmp_path / 'other.pth')]))
 
 
 @pytest.mark.slow
 @pytest.mark.xdist_group('runs')
-def test_two_process_torchrun(small_digits, tmp_path):
-    """Two processes with half the batch each (the small digits, two epochs): each keeps its own RNG state,
-    the two validation shards cover the split once, the losses are finite. (The accuracy bar is the
+def test_two_process_torchrun(small_digits, small_run, tmp_path):
+    """Two processes with half the batch each (the small digits, two epochs), distilling from a teacher (logit
+    distillation; the teacher is not wrapped in DDP): each keeps its own RNG state, the two validation shards cover
+    the split once, the losses are finite. (The accuracy bar is the
     single-process acceptance run's, test_lsnet_t_learns_digits.) The same command again, into the folder
     that now holds a run: only the main process locks and checks the output folder, and its refusal stops
     every process (no hang in the next collective)."""
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29631',
            'tools/train.py', '--config', str(DIGITS_RECIPE), '--data-dir', str(small_digits), '--output',
-           str(tmp_path), '--workers', '0', '--no-progress', '--epochs', '2', '--img-size', '16', '--batch-size', '16']
+           str(tmp_path), '--workers', '0', '--no-progress', '--epochs', '2', '--img-size', '16', '--batch-size', '16',
+           '--distill-model', 'lsnet_t', '--distill-checkpoint', str(small_run / 'last.pth')]
     out = _run(cmd, timeout=1800)
     assert out.returncode == 0, out.stderr[-3000:]
     rows = list(csv.DictReader(open(tmp_path / 'summary.csv')))
-    assert rows and all(math.isfinite(float(r['train_loss'])) for r in rows)
+    assert rows and all(math.isfinite(float(r['train_loss'])) and math.isfinite(float(r['train_kd_loss']))
+                        for r in rows)
     state = load_training_checkpoint(str(tmp_path / 'last.pth'))
+    assert state['teacher']['model'] == 'lsnet_t'
     assert len(state['rng']) == 2  # both processes' RNG states are kept
     assert not torch.equal(state['rng'][0]['torch'], state['rng'][1]['torch'])
     assert state['metrics']['images'] == 50  # the two shards cover the split once

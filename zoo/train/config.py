@@ -118,6 +118,22 @@ def train_parser() -> argparse.ArgumentParser:
     g.add_argument('--model-ema', action='store_true')
     g.add_argument('--model-ema-decay', type=float, default=0.9998)
     g.add_argument('--model-ema-warmup', action='store_true')
+    g = p.add_argument_group('distillation from a teacher (timm.task; docs/training.md)')
+    g.add_argument('--distill-model', default='', help='teacher: a zoo or timm model name (none: no distillation)')
+    g.add_argument('--distill-checkpoint', default='',
+                   help="the teacher's weights: a training checkpoint of tools/train.py, a zoo or official file (for "
+                        "a timm teacher, a state dict file); default: the teacher's released weights")
+    g.add_argument('--distill-type', default='logit', choices=['logit', 'feature', 'token'],
+                   help="logit: the student's logits match the teacher's (KL); feature: its pooled features match "
+                        "the teacher's (MSE, through a Linear where widths differ); token: a second head (LSNet, "
+                        "SHViT) learns from the teacher, the first from the labels, and the model predicts their mean")
+    g.add_argument('--distill-target', default='soft', choices=['soft', 'hard'],
+                   help="what the token head learns: the teacher's softened distribution (soft) or its top class "
+                        "(hard, DeiT's and the LSNet authors' choice); logit distillation is soft only")
+    g.add_argument('--distill-temperature', type=float, default=1.0, help='softmax temperature of soft targets')
+    g.add_argument('--distill-loss-weight', type=float, default=None,
+                   help='weight of the distillation loss (default: 1 - --task-loss-weight if that is given, else 1)')
+    g.add_argument('--task-loss-weight', type=float, default=None, help='weight of the label loss (default: 1)')
     g = p.add_argument_group('run')
     g.add_argument('--amp', action='store_true', help='mixed precision (autocast)')
     g.add_argument('--amp-dtype', default=None, choices=['bfloat16', 'float16'],
@@ -164,4 +180,16 @@ def parse_train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace
                      'continues one)')
     if args.resume_changed and not args.resume:
         parser.error('argument --resume-changed: only allowed with --resume')
+    if args.distill_model:
+        if args.distill_target == 'hard' and args.distill_type != 'token':
+            parser.error(f'argument --distill-target: hard is not allowed with --distill-type {args.distill_type} '
+                         "(timm's logit and feature distillation match soft outputs); use --distill-type token")
+        if args.distill_temperature <= 0:
+            parser.error(f'argument --distill-temperature: {args.distill_temperature} is not allowed, give a '
+                         'positive number')
+    else:
+        given = [f'--{k.replace("_", "-")}' for k in ('distill_checkpoint', 'distill_loss_weight', 'task_loss_weight')
+                 if getattr(args, k) not in ('', None)]
+        if given:
+            parser.error(f'argument {given[0]}: only allowed with --distill-model (the teacher)')
     return args

@@ -1,7 +1,8 @@
 """The classification training loop behind ``tools/train.py``, and evaluation.
 
 Everything with a well-kept implementation in timm comes from timm: datasets and transforms, Mixup/CutMix,
-the losses, optimizers (with layer-wise decay), schedulers, the weight EMA, accuracy and the summary CSV.
+the training step's forward pass and losses, distillation and the weight EMA (its training tasks, set up in
+:mod:`zoo.train.tasks`), optimizers (with layer-wise decay), schedulers, accuracy and the summary CSV.
 Distribution is torch's: ``torchrun`` starts the processes, ``torch.distributed`` (gloo on CPU, nccl on
 GPU) connects them and ``DistributedDataParallel`` averages the gradients.
 
@@ -27,12 +28,9 @@ import glob
 import logging
 import math
 import os
-import pickle
 import random
 import shutil
 import time
-import uuid
-import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -46,17 +44,19 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 from timm.data import Mixup, create_transform, resolve_data_config
-from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
-from timm.utils import ModelEmaV3, accuracy, dispatch_clip_grad, update_summary
+from timm.task import TrainingTask
+from timm.utils import accuracy, dispatch_clip_grad, unwrap_model, update_summary
 
 from ..models import create_model, family_of
-from ..weights import CheckpointError, check_state_dict, read_checkpoint
+from ..weights import check_state_dict, read_checkpoint
+from .checkpoint import load_training_checkpoint, save_training_checkpoint
 from .data import apply_class_map, build_dataset, build_loader, class_names_of, is_image_folder, split_folder
+from .tasks import build_task, build_teacher, check_token_student, teacher_record
 
 __all__ = ['train', 'evaluate', 'eval_transform', 'amp_dtype_for', 'load_initial_checkpoint', 'setup_distributed',
-           'save_training_checkpoint', 'load_training_checkpoint', 'OutputFolderError']
+           'OutputFolderError']
 
 _logger = logging.getLogger('zoo.train')
 
@@ -105,49 +105,6 @@ def _set_rng_state(state: Dict[str, Any]) -> None:
     torch.set_rng_state(state['torch'])
     if 'cuda' in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state['cuda'])
-
-
-# ----------------------------------------------------------------------------------------------- checkpoints
-
-def save_training_checkpoint(path: str, state: Dict[str, Any]) -> None:
-    """Write atomically: into a temporary file of this call's own (``<path>.<pid>.<random>.tmp``), synced, then
-    renamed over ``path``. A run killed or failing while saving (a full disk) keeps its previous checkpoint, and
-    two writers never rename each other's file."""
-    tmp = f'{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp'
-    try:
-        with open(tmp, 'xb') as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        if isinstance(e, OSError):
-            raise OSError(e.errno, f'could not write the checkpoint {path} ({e.strerror or e}); the previous '
-                                   f'{os.path.basename(path)}, if any, is left as it was') from e
-        raise
-
-
-def load_training_checkpoint(path: str, option: str = '--resume') -> Dict[str, Any]:
-    """A checkpoint written by :func:`train` (read with ``weights_only=True``: it holds only tensors and
-    plain Python values). Errors name ``option``, the argument that gave ``path``."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'{option} {path}: checkpoint not found')
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError) as e:
-        reason = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
-        raise CheckpointError(f'{option} {path}: the file cannot be read as a checkpoint, it is truncated or '
-                              f'corrupt ({reason}); give an intact one (e.g. model_best.pth)') from e
-    if not isinstance(state, dict):
-        raise ValueError(f'{option} {path} holds a {type(state).__name__}, not a training checkpoint of '
-                         'tools/train.py')
-    missing = [k for k in ('arch', 'state_dict', 'optimizer', 'epoch', 'num_updates') if k not in state]
-    if missing:
-        raise ValueError(f'{option} {path} is not a training checkpoint of tools/train.py (no '
-                         f'{", ".join(missing)}); to start from its weights use --initial-checkpoint')
-    return state
 
 
 # ----------------------------------------------------------------------------------------------- output folder
@@ -268,6 +225,9 @@ def _learning_rate(args, world_size: int) -> float:
 
 def _build_model(args, num_classes: int) -> nn.Module:
     kwargs = {'num_classes': num_classes}
+    if args.distill_model and args.distill_type == 'token':
+        check_token_student(args.model)
+        kwargs['distillation'] = True  # the second head, which learns from the teacher
     if args.drop_path is not None:
         kwargs['drop_path_rate'] = args.drop_path
     if args.drop is not None:
@@ -328,7 +288,8 @@ def _num_classes(args, class_names: Optional[List[str]]) -> int:
 
 
 # settings a run keeps for its whole life: a resume that gives others is refused
-_FIXED_SETTINGS = ('opt', 'layer_decay', 'global_batch')
+_FIXED_SETTINGS = ('opt', 'layer_decay', 'global_batch', 'distill_model', 'distill_type', 'distill_target',
+                   'distill_temperature', 'distill_loss_weight', 'task_loss_weight')
 # the schedule and the optimizer's hyperparameters: a resume that gives others needs --resume-changed, which
 # rebuilds the schedule for them
 _SCHEDULE_SETTINGS = ('epochs', 'lr', 'sched', 'sched_on_updates', 'warmup_epochs', 'warmup_lr', 'min_lr',
@@ -338,6 +299,8 @@ _SCHEDULE_SETTINGS = ('epochs', 'lr', 'sched', 'sched_on_updates', 'warmup_epoch
 def _settings(args: Dict[str, Any], world_size: int) -> Dict[str, Any]:
     """The compared settings of a run from its options (the lr as used: scaled to the global batch)."""
     values = {k: args.get(k) for k in _FIXED_SETTINGS + _SCHEDULE_SETTINGS}
+    if not values['distill_model']:  # no teacher (or a run from before distillation): its options mean nothing
+        values.update({k: None for k in _FIXED_SETTINGS if k.startswith('distill_') or k == 'task_loss_weight'})
     values['lr'] = _learning_rate(argparse.Namespace(**args), world_size)
     values['global_batch'] = args['batch_size'] * args['grad_accum_steps'] * world_size
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
@@ -365,9 +328,9 @@ class _Run:
     scheduler: Any
     num_epochs: int
     scaler: Optional[Any]
-    ema: Optional[Any]
     mixup_fn: Optional[Any]
-    criterion: nn.Module
+    task: TrainingTask  # the forward pass and loss of a step (with the teacher, if any), and the EMA
+    teacher: Optional[Dict[str, str]] = None  # the teacher's name, file and SHA-256 (tasks.teacher_record)
     resume: Optional[Tuple[str, Dict[str, Any], List[str]]] = None  # (path, checkpoint, changes) to continue from
     start_epoch: int = 0
     num_updates: int = 0
@@ -376,6 +339,10 @@ class _Run:
     @property
     def main_process(self) -> bool:
         return self.rank == 0
+
+    def eval_model(self, ema: bool = False) -> nn.Module:
+        """The model evaluated and saved: the student, without DDP (each process evaluates its own shard)."""
+        return unwrap_model(self.task.get_eval_model(ema=ema))
 
 
 def train(args: argparse.Namespace) -> Dict[str, Any]:
@@ -390,10 +357,8 @@ def _train(run: _Run) -> Dict[str, Any]:
     if run.resume is not None:
         _resume(run, *run.resume)
         run.resume = None
-    train_model: nn.Module = run.model
-    if run.world_size > 1:
-        train_model = nn.parallel.DistributedDataParallel(
-            run.model, device_ids=[run.device.index] if run.device.type == 'cuda' else None)
+    if run.world_size > 1:  # DDP around what the task trains, not around the teacher
+        run.task.prepare_distributed(device_ids=[run.device.index] if run.device.type == 'cuda' else None)
     writer = None
     if args.log_tensorboard and run.main_process:
         from torch.utils.tensorboard import SummaryWriter
@@ -410,8 +375,8 @@ def _train(run: _Run) -> Dict[str, Any]:
         if run.mixup_fn is not None and args.mixup_off_epoch and epoch >= args.mixup_off_epoch:
             run.mixup_fn.mixup_enabled = False
         train_metrics, run.num_updates = _train_one_epoch(
-            epoch, train_model, run.train_loader, run.optimizer, run.criterion, run.scheduler, run.num_updates,
-            run.device, args, run.amp_dtype, run.scaler, run.ema, run.mixup_fn, run.main_process)
+            epoch, run.task, run.train_loader, run.optimizer, run.scheduler, run.num_updates, run.device, args,
+            run.amp_dtype, run.scaler, run.mixup_fn, run.main_process)
         eval_metrics = _evaluate_epoch(run)
         run.scheduler.step(epoch + 1, eval_metrics[args.eval_metric])
         _record_epoch(run, epoch, train_metrics, eval_metrics, writer)
@@ -464,7 +429,8 @@ def _setup(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> _Run:
         last = os.path.join(output, 'last.pth')
         resume = last if os.path.isfile(last) else ''
     resume_state = load_training_checkpoint(resume) if resume else None
-    changed = _check_resume(args, world_size, resume, resume_state) if resume_state is not None else []
+    teacher = teacher_record(args)
+    changed = _check_resume(args, world_size, resume, resume_state, teacher) if resume_state is not None else []
 
     # the validation split is labelled with the training split's class map, by class name
     train_set = build_dataset(args.dataset, args.data_dir, args.train_split, '--train-split', is_training=True,
@@ -490,18 +456,22 @@ def _setup(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> _Run:
     model.to(device)
     if args.channels_last:
         model.to(memory_format=torch.channels_last)
+    mixup_fn = _mixup(args, num_classes)
+    teacher_model = None
+    if args.distill_model:
+        teacher_model = build_teacher(args.distill_model, args.distill_checkpoint, num_classes, class_names)
+        if args.channels_last:
+            teacher_model[0].to(memory_format=torch.channels_last)
+    task = build_task(args, model, data_config, device, soft_targets=mixup_fn is not None, teacher=teacher_model)
     lr = _learning_rate(args, world_size)
     opt_kwargs = {}
     if args.opt_eps is not None:
         opt_kwargs['eps'] = args.opt_eps
     if args.opt_betas is not None:
         opt_kwargs['betas'] = tuple(args.opt_betas)
-    optimizer = create_optimizer_v2(model, opt=args.opt, lr=lr, weight_decay=args.weight_decay,
+    optimizer = create_optimizer_v2(task.get_trainable_module(), opt=args.opt, lr=lr, weight_decay=args.weight_decay,
                                     momentum=args.momentum, layer_decay=args.layer_decay, **opt_kwargs)
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
-    ema = ModelEmaV3(model, decay=args.model_ema_decay, use_warmup=args.model_ema_warmup) \
-        if args.model_ema else None
-    mixup_fn, criterion = _loss(args, num_classes)
 
     train_loader = build_loader(train_set, args.batch_size, True, world_size, rank, args.workers, args.pin_mem,
                                 seed=args.seed, aug_repeats=args.aug_repeats)
@@ -514,26 +484,25 @@ def _setup(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> _Run:
     return _Run(args=args, device=device, world_size=world_size, rank=rank, output=output, amp_dtype=amp_dtype,
                 model=model, num_classes=num_classes, class_names=class_names, data_config=data_config,
                 train_set=train_set, val_set=val_set, train_loader=train_loader, val_loader=val_loader, lr=lr,
-                optimizer=optimizer, scheduler=scheduler, num_epochs=num_epochs, scaler=scaler, ema=ema,
-                mixup_fn=mixup_fn, criterion=criterion,
+                optimizer=optimizer, scheduler=scheduler, num_epochs=num_epochs, scaler=scaler, mixup_fn=mixup_fn,
+                task=task, teacher=teacher,
                 resume=(resume, resume_state, changed) if resume_state is not None else None)
 
 
-def _loss(args: argparse.Namespace, num_classes: int) -> Tuple[Optional[Mixup], nn.Module]:
-    """Mixup / CutMix (with soft targets) where asked, and the loss that goes with the targets."""
+def _mixup(args: argparse.Namespace, num_classes: int) -> Optional[Mixup]:
+    """Mixup / CutMix where asked (their targets are soft, with the label smoothing in them)."""
     if args.mixup > 0 or args.cutmix > 0:
-        mixup_fn = Mixup(mixup_alpha=args.mixup, cutmix_alpha=args.cutmix, prob=args.mixup_prob,
-                         switch_prob=args.mixup_switch_prob, mode=args.mixup_mode,
-                         label_smoothing=args.smoothing, num_classes=num_classes)
-        return mixup_fn, SoftTargetCrossEntropy()
-    if args.smoothing > 0:
-        return None, LabelSmoothingCrossEntropy(args.smoothing)
-    return None, nn.CrossEntropyLoss()
+        return Mixup(mixup_alpha=args.mixup, cutmix_alpha=args.cutmix, prob=args.mixup_prob,
+                     switch_prob=args.mixup_switch_prob, mode=args.mixup_mode, label_smoothing=args.smoothing,
+                     num_classes=num_classes)
+    return None
 
 
-def _check_resume(args: argparse.Namespace, world_size: int, path: str, state: Dict[str, Any]) -> List[str]:
+def _check_resume(args: argparse.Namespace, world_size: int, path: str, state: Dict[str, Any],
+                  teacher: Optional[Dict[str, str]] = None) -> List[str]:
     """Whether the run that ``args`` describe may continue from checkpoint ``state``: the same model, EMA
-    weights if the run keeps an EMA, the same fixed settings (:data:`_FIXED_SETTINGS`); a changed schedule
+    weights if the run keeps an EMA, the same fixed settings (:data:`_FIXED_SETTINGS`) and teacher weights
+    (``teacher``, from :func:`~zoo.train.tasks.teacher_record`: the file's SHA-256); a changed schedule
     (:data:`_SCHEDULE_SETTINGS`) only with ``--resume-changed``. Returns the changes, as ``name: saved ->
     given``."""
     if state['arch'] != args.model:
@@ -547,6 +516,12 @@ def _check_resume(args: argparse.Namespace, world_size: int, path: str, state: D
         raise ValueError(f'--resume {path}: settings that cannot change within a run differ from the checkpoint\'s '
                          f'({"; ".join(fixed)}): give the checkpoint\'s values, or start a new run from its weights '
                          f'with --initial-checkpoint {path}')
+    saved_teacher = state.get('teacher') or {}
+    if teacher is not None and saved_teacher.get('sha256', '') != teacher['sha256']:
+        raise ValueError(f'--resume {path}: the run distils from the teacher weights '
+                         f'{saved_teacher.get("checkpoint") or "released with " + teacher["model"]} (SHA-256 '
+                         f'{saved_teacher.get("sha256") or "-"}), not from --distill-checkpoint '
+                         f'{teacher["checkpoint"] or "(none)"} (SHA-256 {teacher["sha256"] or "-"}); give that file')
     changed = [f'{k}: {saved[k]} -> {given[k]}' for k in _SCHEDULE_SETTINGS if saved[k] != given[k]]
     if changed and not args.resume_changed:
         raise ValueError(f'--resume {path}: the schedule differs from the checkpoint\'s ({"; ".join(changed)}): give '
@@ -562,8 +537,8 @@ def _resume(run: _Run, path: str, state: Dict[str, Any], changed: List[str]) -> 
     optimizer takes the new hyperparameters, and the schedule, built for the new settings, is set to the
     resumed epoch and update count instead of being loaded."""
     args = run.args
-    check_state_dict(state['state_dict'], run.model, source=path)
-    run.model.load_state_dict(state['state_dict'])
+    check_state_dict(state['state_dict'], run.eval_model(), source=path)
+    run.task.load_checkpoint_state(state['state_dict'], state.get('task_state'))
     fresh = [{k: v for k, v in group.items() if k != 'params'} for group in run.optimizer.param_groups]
     run.optimizer.load_state_dict(state['optimizer'])
     run.start_epoch, run.num_updates = state['epoch'] + 1, state['num_updates']
@@ -575,8 +550,9 @@ def _resume(run: _Run, path: str, state: Dict[str, Any], changed: List[str]) -> 
         run.scheduler.step_update(run.num_updates, metric)
     else:
         run.scheduler.load_state_dict(state['scheduler'])
-    if run.ema is not None:
-        run.ema.module.load_state_dict(state['state_dict_ema'])
+    if run.task.has_ema():
+        check_state_dict(state['state_dict_ema'], run.eval_model(ema=True), source=f'{path}[state_dict_ema]')
+        run.task.load_checkpoint_state(state['state_dict_ema'], state.get('task_state_ema'), ema=True)
     if run.scaler is not None and 'scaler' in state:
         run.scaler.load_state_dict(state['scaler'])
     _set_rng_state(state['rng'][min(run.rank, len(state['rng']) - 1)])
@@ -602,10 +578,11 @@ def _check_class_map(saved: Optional[List[str]], found: Optional[List[str]], pat
 
 def _evaluate_epoch(run: _Run) -> Dict[str, float]:
     """The model's metrics on the validation set; with EMA, the EMA model's, the raw model's as ``raw_*``."""
-    metrics = evaluate(run.model, run.val_loader, run.device, run.amp_dtype, run.args.channels_last, run.world_size)
-    if run.ema is None:
+    metrics = evaluate(run.eval_model(), run.val_loader, run.device, run.amp_dtype, run.args.channels_last,
+                       run.world_size)
+    if not run.task.has_ema():
         return metrics
-    ema_metrics = evaluate(run.ema.module, run.val_loader, run.device, run.amp_dtype, run.args.channels_last,
+    ema_metrics = evaluate(run.eval_model(ema=True), run.val_loader, run.device, run.amp_dtype, run.args.channels_last,
                            run.world_size)
     return dict(ema_metrics, **{f'raw_{k}': v for k, v in metrics.items()})
 
@@ -631,13 +608,15 @@ def _record_epoch(run: _Run, epoch: int, train_metrics: Dict[str, float], eval_m
     state = {
         'arch': args.model, 'epoch': epoch, 'num_updates': run.num_updates, 'num_classes': run.num_classes,
         'class_names': run.class_names, 'world_size': run.world_size,
-        'state_dict': run.model.state_dict(), 'optimizer': run.optimizer.state_dict(),
+        **run.task.get_checkpoint_state(), 'optimizer': run.optimizer.state_dict(),
         'scheduler': run.scheduler.state_dict(), 'rng': rng, 'best': best, 'metrics': eval_metrics,
         'data_config': {k: (list(v) if isinstance(v, tuple) else v) for k, v in run.data_config.items()},
         'args': {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()},
     }
-    if run.ema is not None:
-        state['state_dict_ema'] = run.ema.module.state_dict()
+    if run.task.has_ema():
+        state.update(run.task.get_checkpoint_state(ema=True))
+    if run.teacher is not None:
+        state['teacher'] = run.teacher
     if run.scaler is not None:
         state['scaler'] = run.scaler.state_dict()
     save_training_checkpoint(os.path.join(run.output, 'last.pth'), state)
@@ -658,12 +637,15 @@ def _record_epoch(run: _Run, epoch: int, train_metrics: Dict[str, float], eval_m
                  f' (best {args.eval_metric} {best["metric"]:.4f} at epoch {best["epoch"]})')
 
 
-def _train_one_epoch(epoch, model, loader, optimizer, criterion, scheduler, num_updates, device, args,
-                     amp_dtype, scaler, ema, mixup_fn, main_process) -> Tuple[Dict[str, float], int]:
-    model.train()
+def _train_one_epoch(epoch, task, loader, optimizer, scheduler, num_updates, device, args, amp_dtype, scaler,
+                     mixup_fn, main_process) -> Tuple[Dict[str, float], int]:
+    """One pass over ``loader``: the task's loss (with its parts, e.g. ``task_loss`` and ``kd_loss``, averaged into
+    the returned metrics), gradient accumulation, clipping, the optimizer, EMA and schedule updates."""
+    task.train()  # the teacher, if any, stays in eval mode
     accum = args.grad_accum_steps
     n_batches = len(loader)
-    loss_sum, seen, t0 = 0.0, 0, time.time()
+    sums: Dict[str, float] = {}
+    seen, t0 = 0, time.time()
     batches = loader
     if main_process and not args.no_progress:
         from tqdm import tqdm
@@ -676,10 +658,10 @@ def _train_one_epoch(epoch, model, loader, optimizer, criterion, scheduler, num_
         if args.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         update_now = (i + 1) % accum == 0 or i + 1 == n_batches
-        sync = contextlib.nullcontext() if update_now or not hasattr(model, 'no_sync') else model.no_sync()
-        with sync:
+        with contextlib.nullcontext() if update_now else task.no_sync():
             with _autocast(device, amp_dtype):
-                loss = criterion(model(images), target)
+                result = task(images, target)
+            loss = result['loss']
             if not torch.isfinite(loss):
                 raise FloatingPointError(f'loss is {loss.item()} at epoch {epoch}, batch {i}')
             step_loss = loss / accum
@@ -688,7 +670,7 @@ def _train_one_epoch(epoch, model, loader, optimizer, criterion, scheduler, num_
             if scaler is not None:
                 scaler.unscale_(optimizer)
             if args.clip_grad is not None:
-                dispatch_clip_grad(model.parameters(), args.clip_grad, mode=args.clip_mode)
+                dispatch_clip_grad(task.get_clip_parameters(), args.clip_grad, mode=args.clip_mode)
             if scaler is not None:
                 scaler.step(optimizer)
                 scaler.update()
@@ -696,10 +678,11 @@ def _train_one_epoch(epoch, model, loader, optimizer, criterion, scheduler, num_
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             num_updates += 1
-            if ema is not None:
-                ema.update(model.module if hasattr(model, 'module') else model, step=num_updates)
+            task.update_ema(step=num_updates)
             scheduler.step_update(num_updates=num_updates)
-        loss_sum += loss.item() * images.shape[0]
+        for k, v in result.items():
+            if k == 'loss' or k.endswith('_loss'):
+                sums[k] = sums.get(k, 0.0) + v.item() * images.shape[0]
         seen += images.shape[0]
         if main_process and (i % args.log_interval == 0 or i + 1 == n_batches):
             lr = optimizer.param_groups[0]['lr']
@@ -707,7 +690,8 @@ def _train_one_epoch(epoch, model, loader, optimizer, criterion, scheduler, num_
             if hasattr(batches, 'set_postfix_str'):
                 batches.set_postfix_str(f'loss {loss.item():.4f} lr {lr:.3g}')
             print(msg, flush=True)
-    return {'loss': loss_sum / max(seen, 1), 'images_per_s': seen / max(time.time() - t0, 1e-9)}, num_updates
+    metrics = {k: v / max(seen, 1) for k, v in sums.items()}
+    return dict(metrics, images_per_s=seen / max(time.time() - t0, 1e-9)), num_updates
 
 
 def _setup_logging(path: str) -> logging.FileHandler:

@@ -17,9 +17,9 @@ from tqdm import tqdm
 
 from ..deploy import reparameterize
 from ..measure.forms import RUNTIMES, in_runtime
+from .checkpoint import build_evaluated_model, resolve_weights
 from .data import DatasetError, unreadable_image
 from .engine import eval_transform
-from .validate import build_evaluated_model, resolve_weights
 
 __all__ = ['image_paths', 'predict']
 

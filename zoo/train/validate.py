@@ -6,33 +6,20 @@ name, so a split that lacks some classes keeps every label right (the missing cl
 class the model was not trained on is an error. Other files carry no class map: the class folders are taken in
 timm's order (sorted), and there may not be more of them than the model has classes."""
 import argparse
-import dataclasses
 import logging
-import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional
 
 import torch
-from timm.data import resolve_data_config
 
 from ..deploy import reparameterize
-from ..models import create_model, load_checkpoint
-from ..weights import CheckpointError, read_checkpoint
+from .checkpoint import build_evaluated_model, resolve_weights
 from .data import (DatasetError, apply_class_map, build_dataset, build_loader, class_names_of, is_image_folder,
                    split_folder)
-from .engine import amp_dtype_for, eval_transform, evaluate, load_training_checkpoint, setup_distributed
+from .engine import amp_dtype_for, eval_transform, evaluate, setup_distributed
 
 _logger = logging.getLogger('zoo.train')
 
-__all__ = ['WeightsSource', 'add_weights_arguments', 'build_evaluated_model', 'read_training_checkpoint', 'resolve_weights', 'validate']
-
-
-def read_training_checkpoint(path: str) -> Optional[Dict[str, Any]]:
-    """The contents of ``path`` if it is a checkpoint written by ``tools/train.py``, else None (a plain
-    state dict, or a file that only loads with pickles allowed, as some official releases)."""
-    try:
-        return load_training_checkpoint(path, option='--checkpoint')
-    except Exception:
-        return None
+__all__ = ['add_weights_arguments', 'validate']
 
 
 def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,71 +33,6 @@ def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--img-size', type=int, default=None)
     parser.add_argument('--crop-pct', type=float, default=None)
     parser.add_argument('--trust-pickle', action='store_true', help='allow pickled objects in a checkpoint you trust')
-
-
-@dataclasses.dataclass
-class WeightsSource:
-    """What a checkpoint argument resolves to: the model it is for, its class count, and its weights (a training
-    checkpoint's ``state``, or the ``weights`` of a zoo or official file, or neither: random init)."""
-    model_name: str
-    num_classes: int
-    checkpoint: str = ''
-    state: Optional[Dict[str, Any]] = None
-    weights: Optional[Dict[str, Any]] = None
-
-    @property
-    def class_names(self) -> Optional[List[str]]:
-        """The training checkpoint's class map (class names in index order), if it has one."""
-        return self.state.get('class_names') if self.state is not None else None
-
-    @property
-    def data_config(self) -> Dict[str, Any]:
-        return dict(self.state.get('data_config') or {}) if self.state is not None else {}
-
-
-def resolve_weights(model_name: Optional[str], checkpoint: str = '', num_classes: Optional[int] = None,
-                    trust_pickle: bool = False) -> WeightsSource:
-    """Read ``checkpoint`` (``--checkpoint``): a training checkpoint brings its model name and class count, each
-    overridden by the arguments given (a model name that differs is an error); other files need ``model_name``."""
-    state = read_training_checkpoint(checkpoint) if checkpoint else None
-    weights = None
-    if checkpoint and state is None:  # a zoo or official file, or a training checkpoint that cannot be read
-        try:
-            weights = read_checkpoint(checkpoint, trust_pickle=trust_pickle)
-        except (FileNotFoundError, CheckpointError) as e:
-            raise type(e)(f'--checkpoint {checkpoint}: {e}') from e
-    if state is not None:
-        if model_name and model_name != state['arch']:
-            raise ValueError(f'{checkpoint} was trained as {state["arch"]}, not {model_name}')
-        model_name = state['arch']
-        num_classes = num_classes or state['num_classes']
-    if not model_name:
-        raise ValueError('name the model (--model), or pass a training checkpoint of tools/train.py')
-    return WeightsSource(model_name, num_classes or 1000, os.fspath(checkpoint) if checkpoint else '', state, weights)
-
-
-def build_evaluated_model(source: WeightsSource, use_ema: bool = False, img_size: Optional[int] = None,
-                          crop_pct: Optional[float] = None) -> Tuple[torch.nn.Module, Dict[str, Any]]:
-    """The model of ``source`` with its weights loaded (the EMA weights with ``use_ema``), in eval mode, and its
-    resolved data config: the training checkpoint's, else the model's pretrained cfg, with the size and crop
-    given."""
-    model = create_model(source.model_name, num_classes=source.num_classes)
-    checkpoint = source.checkpoint
-    if source.state is not None:
-        key = 'state_dict_ema' if use_ema else 'state_dict'
-        if key not in source.state:
-            raise ValueError(f'{checkpoint} holds no EMA weights')
-        load_checkpoint(model, source.state[key], source=f'{checkpoint}[{key}]')
-    elif checkpoint:
-        if use_ema:
-            raise ValueError('--use-ema needs a training checkpoint of tools/train.py')
-        load_checkpoint(model, source.weights, source=checkpoint)
-    overrides = {k: v for k, v in source.data_config.items() if v is not None}
-    if img_size:
-        overrides['input_size'] = (3, img_size, img_size)
-    if crop_pct:
-        overrides['crop_pct'] = crop_pct
-    return model.eval(), resolve_data_config(overrides, model=model)
 
 
 def validate(data_dir: str, model_name: Optional[str] = None, checkpoint: str = '', split: str = 'val',
