@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 import zoo
 from zoo.train import parse_train_args, save_training_checkpoint
-from zoo.train.tasks import build_task, build_teacher, check_token_student
+from zoo.train.tasks import build_task, build_teacher, check_token_student, teacher_record
 from zoo.weights import CheckpointError
 
 
@@ -47,6 +47,46 @@ def test_distillation_head(name):
     assert main.shape == dist.shape == (2, 10) and not torch.allclose(main, dist)
     with pytest.raises(ValueError, match='distillation=True'):
         plain.set_distilled_training()
+
+
+def test_a_student_with_a_distillation_head_starts_from_plain_weights(tmp_path):
+    """Built with its distillation head from a plain model's file (to distil from released weights), both heads
+    start as the file's head; for another class count both classifiers start at their initialization, the rest
+    loaded, through --pretrained and --initial-checkpoint alike."""
+    plain = zoo.create_model('lsnet_t').eval()
+    path = tmp_path / 'plain.pth'
+    torch.save(plain.state_dict(), path)
+    overlay = dict(file=str(path))
+    model = zoo.create_model('lsnet_t', distillation=True, pretrained=True, pretrained_cfg_overlay=overlay).eval()
+    for k, v in plain.head.state_dict().items():
+        torch.testing.assert_close(model.head_dist.state_dict()[k], v)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), plain(x))
+    ten = zoo.create_model('lsnet_t', distillation=True, num_classes=10, pretrained=True,
+                           pretrained_cfg_overlay=overlay)
+    assert ten.head.fc.out_features == ten.head_dist.fc.out_features == 10
+    torch.testing.assert_close(ten.head_dist.bn.running_var, plain.head.bn.running_var)
+    torch.testing.assert_close(ten.stem[0].conv.weight, plain.stem[0].conv.weight)
+    from zoo.train.engine import load_initial_checkpoint
+    student = zoo.create_model('lsnet_t', distillation=True, num_classes=10)
+    load_initial_checkpoint(student, str(path))
+    torch.testing.assert_close(student.stages[3].blocks[0].ffn.pw1.conv.weight,
+                               plain.stages[3].blocks[0].ffn.pw1.conv.weight)
+
+
+def test_distillation_settings_compare_as_they_take_effect():
+    """A resume compares what the options do: weights as timm's tasks resolve them, no temperature where the
+    targets are hard, nothing without a teacher."""
+    from zoo.train.engine import _distill_settings
+    a = vars(_args('token', '--distill-target', 'hard', '--task-loss-weight', '0.5'))
+    b = vars(_args('token', '--distill-target', 'hard', '--task-loss-weight', '0.5', '--distill-loss-weight', '0.5',
+                   '--distill-temperature', '3'))
+    assert _distill_settings(a) == _distill_settings(b)
+    assert _distill_settings(a)['distill_temperature'] is None
+    assert _distill_settings(vars(_args('logit')))['distill_loss_weight'] == 1.0
+    assert _distill_settings(vars(_args('logit', '--distill-temperature', '3')))['distill_temperature'] == 3.0
+    assert set(_distill_settings({'distill_model': ''}).values()) == {None}
 
 
 def test_token_distillation_needs_a_distillation_head():
@@ -99,6 +139,17 @@ def test_teacher_loads_completely_or_not_at_all(tmp_path):
         build_teacher('lsnet_t', str(path), 4, None)
     with pytest.raises(ValueError, match='was trained as lsnet_t, not lsnet_s'):
         build_teacher('lsnet_s', str(path), 3, None)
+    # a checkpoint that kept an EMA (which chose its model_best.pth) teaches with the EMA weights
+    state = zoo.train.load_training_checkpoint(str(path))
+    ema = _training_checkpoint(tmp_path / 'unused.pth', ['a', 'b', 'c']).eval()
+    state['state_dict_ema'] = ema.state_dict()
+    save_training_checkpoint(str(tmp_path / 'ema.pth'), state)
+    teacher, _ = build_teacher('lsnet_t', str(tmp_path / 'ema.pth'), 3, ['a', 'b', 'c'])
+    with torch.no_grad():
+        torch.testing.assert_close(teacher(x), ema(x), atol=1e-5, rtol=1e-5)
+    with pytest.raises(FileNotFoundError, match='--distill-checkpoint .*missing.pth: no such file'):
+        teacher_record(parse_train_args(['--distill-model', 'lsnet_t', '--distill-checkpoint',
+                                         str(tmp_path / 'missing.pth')]))
 
     timm_model = timm.create_model('resnet10t', num_classes=3).eval()
     timm_path = tmp_path / 'resnet.pth'

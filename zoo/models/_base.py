@@ -73,10 +73,16 @@ def merge_distillation_head(state_dict: Dict[str, torch.Tensor], eps: float = 1e
 
 
 def distillation_head_for(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
-    """A zoo-layout state dict whose distillation head ``model`` lacks gets it merged into ``head``
-    (:func:`merge_distillation_head`); a model with one keeps the two heads."""
-    if 'head_dist.fc.weight' in state_dict and not getattr(model, 'distillation', False):
+    """A zoo-layout state dict for ``model``'s heads: a distillation head that ``model`` lacks is merged into
+    ``head`` (:func:`merge_distillation_head`); a model with one keeps the two heads, and one whose file has a
+    single head (a plain model's weights, to distil from) starts both heads from it."""
+    distillation = getattr(model, 'distillation', False)
+    if 'head_dist.fc.weight' in state_dict and not distillation:
         return merge_distillation_head(state_dict)
+    if distillation and 'head_dist.fc.weight' not in state_dict and 'head.fc.weight' in state_dict:
+        state_dict = dict(state_dict)
+        state_dict.update({'head_dist.' + k[len('head.'):]: v.clone() for k, v in state_dict.items()
+                           if k.startswith('head.')})
     return state_dict
 
 
@@ -259,6 +265,9 @@ class BNLinearHead:
     __constants__ = StagedBackbone.__constants__ + ['distillation']  # TorchScript compiles only the branch taken
     distillation = False
     distilled_training = False
+    # the second classifier of a model built with distillation=True: replaced with the first when a checkpoint
+    # has another class count (zoo.models._builder adds it to the pretrained cfg's classifiers)
+    distillation_classifier = 'head_dist.fc'
 
     def _make_head(self, num_classes: int) -> nn.Module:
         return BNLinear(self.num_features, num_classes, drop=self.drop_rate) if num_classes else nn.Identity()

@@ -19,6 +19,11 @@ def build_zoo_model(model_cls, name: str, pretrained: bool, checkpoint_filter: C
     """``name``: the timm registry name (``zoo/lsnet_t``). ``checksum``: the sha256 (or its first 8+ hex digits)
     the pretrained file must have; by default the one the manifest records for it, if any."""
     _check_kwargs(name, num_stages, kwargs)
+    second = getattr(model_cls, 'distillation_classifier', None) if kwargs.get('distillation') else None
+    if second:  # a model with a distillation head has two classifiers (LSNet's and SHViT's authors' cfgs list both)
+        first = resolve_pretrained_cfg(name, pretrained_cfg=pretrained_cfg,
+                                       pretrained_cfg_overlay=pretrained_cfg_overlay).classifier
+        pretrained_cfg_overlay = dict(pretrained_cfg_overlay or {}, classifier=(first, second))
     path = None
     if pretrained:
         cfg = resolve_pretrained_cfg(name, pretrained_cfg=pretrained_cfg,

@@ -299,11 +299,30 @@ _SCHEDULE_SETTINGS = ('epochs', 'lr', 'sched', 'sched_on_updates', 'warmup_epoch
 def _settings(args: Dict[str, Any], world_size: int) -> Dict[str, Any]:
     """The compared settings of a run from its options (the lr as used: scaled to the global batch)."""
     values = {k: args.get(k) for k in _FIXED_SETTINGS + _SCHEDULE_SETTINGS}
-    if not values['distill_model']:  # no teacher (or a run from before distillation): its options mean nothing
-        values.update({k: None for k in _FIXED_SETTINGS if k.startswith('distill_') or k == 'task_loss_weight'})
+    values.update(_distill_settings(args))
     values['lr'] = _learning_rate(argparse.Namespace(**args), world_size)
     values['global_batch'] = args['batch_size'] * args['grad_accum_steps'] * world_size
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+def _distill_settings(args: Dict[str, Any]) -> Dict[str, Any]:
+    """The distillation settings as they take effect: none without a teacher (or in a run from before
+    distillation), the temperature only where targets are soft, the target only for token distillation, and the
+    loss weights as timm's tasks resolve them (``--task-loss-weight w`` alone means a distillation weight 1 - w)."""
+    keys = [k for k in _FIXED_SETTINGS if k.startswith('distill_') or k == 'task_loss_weight']
+    if not args.get('distill_model'):
+        return dict.fromkeys(keys)
+    kind, target = args['distill_type'], args.get('distill_target')
+    task, distill = args.get('task_loss_weight'), args.get('distill_loss_weight')
+    if distill is not None:
+        task = 1.0 if task is None else task
+    else:
+        task, distill = (1.0, 1.0) if task is None else (task, 1.0 - task)
+    soft = kind == 'logit' or (kind == 'token' and target == 'soft')
+    return {'distill_model': args['distill_model'], 'distill_type': kind,
+            'distill_target': target if kind == 'token' else None,
+            'distill_temperature': args.get('distill_temperature') if soft else None,
+            'distill_loss_weight': distill, 'task_loss_weight': task}
 
 
 @dataclass
@@ -538,6 +557,8 @@ def _resume(run: _Run, path: str, state: Dict[str, Any], changed: List[str]) -> 
     resumed epoch and update count instead of being loaded."""
     args = run.args
     check_state_dict(state['state_dict'], run.eval_model(), source=path)
+    if run.task.has_ema():
+        check_state_dict(state['state_dict_ema'], run.eval_model(ema=True), source=f'{path}[state_dict_ema]')
     run.task.load_checkpoint_state(state['state_dict'], state.get('task_state'))
     fresh = [{k: v for k, v in group.items() if k != 'params'} for group in run.optimizer.param_groups]
     run.optimizer.load_state_dict(state['optimizer'])
@@ -551,7 +572,6 @@ def _resume(run: _Run, path: str, state: Dict[str, Any], changed: List[str]) -> 
     else:
         run.scheduler.load_state_dict(state['scheduler'])
     if run.task.has_ema():
-        check_state_dict(state['state_dict_ema'], run.eval_model(ema=True), source=f'{path}[state_dict_ema]')
         run.task.load_checkpoint_state(state['state_dict_ema'], state.get('task_state_ema'), ema=True)
     if run.scaler is not None and 'scaler' in state:
         run.scaler.load_state_dict(state['scaler'])

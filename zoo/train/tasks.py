@@ -46,8 +46,10 @@ def build_teacher(name: str, checkpoint: str, num_classes: int, class_names: Opt
                   trust_pickle: bool = False) -> Tuple[nn.Module, Dict[str, Any]]:
     """The teacher ``name`` (``--distill-model``) with the weights of ``checkpoint`` (``--distill-checkpoint``: for a
     zoo model, anything ``tools/validate.py`` loads; for a timm model, a file timm loads as its pretrained weights, e.g.
-    DeiT's ``regnety_160-a5fe301d.pth`` for ``regnety_160.deit_in1k``) or, without one, its released weights; in eval mode, without gradients, and (a zoo model) in its deploy form, which
-    predicts the same and runs faster. Returns it and its data config (whose mean and std it expects).
+    DeiT's ``regnety_160-a5fe301d.pth`` for ``regnety_160.deit_in1k``) or, without one, its released weights. A
+    training checkpoint gives its EMA weights where it kept them (with ``--model-ema`` they chose
+    ``model_best.pth``; timm loads a teacher's EMA weights too). In eval mode, without gradients, and (a zoo model)
+    in its deploy form, which predicts the same and runs faster. Returns it and its data config (whose mean and std it expects).
 
     It must predict the student's ``num_classes`` classes, and a training checkpoint's class map must be the
     student's (``class_names``), in the same order: a teacher that cannot be loaded completely is refused."""
@@ -62,7 +64,8 @@ def build_teacher(name: str, checkpoint: str, num_classes: int, class_names: Opt
             raise ValueError(f'--distill-checkpoint {checkpoint}: the teacher was trained on the classes '
                              f'{_short(source.class_names)}, the student on {_short(class_names)}; the teacher must '
                              'have the classes of the training split, in the same order')
-        teacher, data_config = build_evaluated_model(source)
+        # a training checkpoint's EMA weights where it kept them: with --model-ema they chose model_best.pth
+        teacher, data_config = build_evaluated_model(source, use_ema='state_dict_ema' in (source.state or {}))
     else:  # timm's own loading, with the checkpoint filter of the teacher's architecture, strict
         overlay = dict(file=os.fspath(checkpoint), num_classes=num_classes)
         try:
@@ -86,6 +89,8 @@ def teacher_record(args) -> Optional[Dict[str, str]]:
     if not args.distill_model:
         return None
     checkpoint = args.distill_checkpoint
+    if checkpoint and not os.path.isfile(checkpoint):
+        raise FileNotFoundError(f'--distill-checkpoint {checkpoint}: no such file')
     return {'model': args.distill_model, 'checkpoint': os.path.abspath(checkpoint) if checkpoint else '',
             'sha256': sha256_of(checkpoint) if checkpoint else ''}
 
