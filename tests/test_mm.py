@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+import timm
 import torch
 
 import zoo
@@ -21,6 +22,8 @@ from mmengine.registry import init_default_scope
 from zoo.weights import CheckpointMismatchError
 from zoo.mm.runner import adapt_to_cpu
 from zoo.mm.shapes import make_ade_shapes, make_coco_shapes
+
+from conftest import randomize_norms
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(ROOT, 'configs')
@@ -279,6 +282,82 @@ def test_pretrained_official_zoo_and_detector_checkpoints(tmp_path):
     c = zoo.mm.ZooBackbone('convnext_atto', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'det.pth')))
     c.init_weights()
     torch.testing.assert_close(c.norms[0].weight, b.norms[0].weight + 1)
+
+
+def _authors_dense_backbone(arch):
+    """The backbone entries of the authors' detector / segmentor (ConvNeXt's and UniRepLKNet's mmdet / mmseg
+    code: the classifier's key names without its head and final norm, plus a LayerNorm ``norm{i}`` on each
+    output), random; and the reference forward, written from those names: the classification model the trunk
+    entries came from, then each output through its ``norm{i}``."""
+    torch.manual_seed(0)
+    if arch.startswith('convnext'):
+        from test_conv_families import _convnext_official_layout as layout
+        trunk = timm.create_model(arch, num_classes=0).eval()  # timm's ConvNeXt is the authors' architecture
+    else:
+        from test_unireplknet import official_layout as layout
+        trunk = randomize_norms(zoo.create_model(arch, num_classes=0), 0).eval()
+    sd = {k: v for k, v in layout(trunk.state_dict()).items() if not k.startswith(('norm.', 'head.'))}
+    for i, info in enumerate(trunk.feature_info):
+        sd[f'norm{i}.weight'], sd[f'norm{i}.bias'] = torch.rand(info['num_chs']) + 0.5, torch.randn(info['num_chs'])
+
+    def reference(x):
+        outs = []
+        for i, m in enumerate(trunk.forward_intermediates(x, intermediates_only=True)):
+            u, var = m.mean(1, keepdim=True), m.var(1, keepdim=True, unbiased=False)
+            outs.append((m - u) / torch.sqrt(var + 1e-6) * sd[f'norm{i}.weight'][:, None, None]
+                        + sd[f'norm{i}.bias'][:, None, None])
+        return outs
+    return sd, reference
+
+
+@pytest.mark.parametrize('arch', ['convnext_atto', 'unireplknet_a'])
+def test_authors_dense_checkpoint_loads(arch, tmp_path):
+    """The authors' own detection / segmentation file: its backbone entries load through init_cfg, and the whole
+    file through mmengine's load_checkpoint (load_from, tools/mm_test.py) with every key accounted for, giving
+    the reference forward's maps; a file of another family or without its output norms is refused, naming keys."""
+    from mmengine.runner import load_checkpoint
+    sd, reference = _authors_dense_backbone(arch)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        want = reference(x)
+    # init_cfg, from a detector checkpoint in mmengine's layout
+    torch.save({'state_dict': {'backbone.' + k: v for k, v in sd.items()}, 'meta': {}}, tmp_path / 'authors.pth')
+    b = zoo.mm.ZooBackbone(arch, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'authors.pth')))
+    b.init_weights()
+    with torch.no_grad():
+        for got, ref in zip(b.eval()(x), want):
+            torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+    # the whole detector: the authors' backbone entries beside the neck's and heads'
+    init_default_scope('mmdet')
+    from mmdet.registry import MODELS
+    cfg = Config.fromfile(os.path.join(CONFIGS, 'coco', 'mask-rcnn_convnext_tiny_fpn_ms-crop_3x_coco.py'))
+    cfg.model.backbone.update(arch=arch, init_cfg=None)
+    cfg.model.neck.in_channels = zoo.mm.out_channels(arch)
+    adapt_to_cpu(cfg)
+    detector = MODELS.build(cfg.model)
+    state = {k: v for k, v in detector.state_dict().items() if not k.startswith('backbone.')}
+    torch.save({'state_dict': state | {'backbone.' + k: v for k, v in sd.items()}, 'meta': {}}, tmp_path / 'det.pth')
+    fresh = MODELS.build(cfg.model)
+    load_checkpoint(fresh, str(tmp_path / 'det.pth'), strict=True)
+    with torch.no_grad():
+        for got, ref in zip(fresh.backbone.eval()(x), want):
+            torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+    # refusals name the keys and copy nothing
+    other = 'unireplknet_a' if arch.startswith('convnext') else 'convnext_atto'
+    b = zoo.mm.ZooBackbone(other, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'authors.pth')))
+    before = _params(b)
+    with pytest.raises(CheckpointMismatchError, match=r'(?s)nothing was loaded.*backbone entries of .*authors.pth'):
+        b.init_weights()
+    assert all(torch.equal(v, before[k]) for k, v in b.state_dict().items())
+    no_norms = {'backbone.' + k: v for k, v in sd.items() if not k.startswith('norm3.')}
+    torch.save({'state_dict': no_norms}, tmp_path / 'no_norms.pth')
+    b = zoo.mm.ZooBackbone(arch, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'no_norms.pth')))
+    with pytest.raises(CheckpointMismatchError, match=r'missing keys \(2\): norms\.3\.weight, norms\.3\.bias'):
+        b.init_weights()
+    torch.save({'state_dict': {'backbone.patch_embed.0.c.weight': torch.zeros(1)}}, tmp_path / 'lsnet.pth')
+    b = zoo.mm.ZooBackbone('lsnet_t', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'lsnet.pth')))
+    with pytest.raises(CheckpointMismatchError, match="nor a known layout of the LSNet authors' detection"):
+        b.init_weights()
 
 
 def test_checkpoint_of_another_arch_is_refused_untouched(tmp_path):

@@ -11,7 +11,13 @@ entry), each through the per-output norm the family's dense-prediction code adds
 ``init_cfg`` takes the authors' ImageNet files and zoo files (mapped by the family's checkpoint filter, the
 classifier and the pruned final norm dropped), and checkpoints of detectors / segmentors built on this
 class (their ``backbone.`` entries). Every key is checked before anything is copied.
+
+The authors' own detection / segmentation checkpoints load too, for the families whose record names their
+per-output norms (``dense_norm_key``, e.g. ConvNeXt's and UniRepLKNet's ``norm0..3``): through ``init_cfg``, and
+as part of a whole detector or segmentor (``load_from``, ``tools/mm_test.py``), where the backbone maps its own
+entries before they are copied and refuses a file that does not fit, naming the keys.
 """
+import re
 from typing import List, Optional, Sequence, Union
 
 import torch
@@ -108,6 +114,8 @@ class ZooBackbone(BaseModule):
         self.norms = None if not any(kinds) else nn.ModuleList(
             nn.Identity() if k is None else _NORMS[k](c) for k, c in zip(kinds, self.out_channels))
         self._freeze_stages()
+        # a whole detector's / segmentor's state dict in the authors' layout: mapped before it is copied
+        self._register_load_state_dict_pre_hook(self._map_authors_dense_entries)
 
     # ------------------------------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor):
@@ -158,8 +166,11 @@ class ZooBackbone(BaseModule):
         with mmengine_safe_globals():
             state_dict = read_checkpoint(path)
         if any(k.startswith('backbone.') for k in state_dict):
-            # a detector / segmentor built on zoo.Backbone: its backbone entries are this module's state
+            # a detector / segmentor: built on zoo.Backbone (its backbone entries are this module's state), or the
+            # authors' own
             state_dict = {k[len('backbone.'):]: v for k, v in state_dict.items() if k.startswith('backbone.')}
+            if not _is_zoo_layout(state_dict):
+                state_dict = self._from_authors_dense(state_dict, path)
             check_state_dict(state_dict, self, source=path)
             self.load_state_dict(state_dict)
             return
@@ -175,3 +186,49 @@ class ZooBackbone(BaseModule):
         state_dict = {k: v for k, v in state_dict.items() if k in own}
         check_state_dict(state_dict, self.model, source=path)
         self.model.load_state_dict(state_dict)
+
+    def _from_authors_dense(self, state_dict, source: str):
+        """The backbone entries (``backbone.`` removed) of the authors' detector or segmentor, in this module's
+        names: their output norms (the family's ``dense_norm_key``) become ``norms.i``, the rest goes through
+        the family's checkpoint filter, as the classifier's file would. Checked against this module before
+        anything is copied."""
+        family = family_of(self.model)
+        if family.dense_norm_key is None:
+            raise CheckpointMismatchError(
+                f"{source}: backbone entries in neither the zoo's layout (backbone.model.*) nor a known layout of "
+                f"the {family.display} authors' detection / segmentation code (e.g. "
+                f"{', '.join(sorted(state_dict)[:3])}); give a classification file or a checkpoint of a model "
+                "built on zoo.Backbone")
+        norm_prefixes = {family.dense_norm_key.format(i) + '.': f'norms.{j}.' for j, i in enumerate(self.out_indices)}
+        mapped, trunk = {}, {}
+        for k, v in state_dict.items():
+            prefix = next((p for p in norm_prefixes if k.startswith(p)), None)
+            if prefix is not None:
+                mapped[norm_prefixes[prefix] + k[len(prefix):]] = v
+            elif not re.match(re.escape(family.dense_norm_key).replace(r'\{\}', r'\d+') + r'\.', k):
+                trunk[k] = v  # (the norms of outputs this backbone does not return are left out)
+        # the headless model without its final norm, every stage kept (the meta device: no memory)
+        with torch.device('meta'):
+            full = create_model(self.arch, num_classes=0, **self.model_kwargs)
+            full.prune_intermediate_layers(len(full.stages), prune_norm=True, prune_head=True)
+        try:
+            trunk = family.checkpoint_filter(trunk, full)
+        except CheckpointMismatchError as e:
+            raise CheckpointMismatchError(f'{e}\n(the backbone entries of {source}, zoo.Backbone '
+                                          f'arch={self.arch!r})') from None
+        own = self.model.state_dict()
+        mapped.update({'model.' + k: v for k, v in trunk.items() if k in own})
+        check_state_dict(mapped, self, source=source)
+        return mapped
+
+    def _map_authors_dense_entries(self, state_dict, prefix, *args) -> None:
+        entries = [k for k in state_dict if k.startswith(prefix)]
+        if not entries or _is_zoo_layout({k[len(prefix):]: None for k in entries}):
+            return
+        own = {k[len(prefix):]: state_dict.pop(k) for k in entries}
+        state_dict.update({prefix + k: v for k, v in self._from_authors_dense(own, 'the checkpoint').items()})
+
+
+def _is_zoo_layout(state_dict) -> bool:
+    """Backbone entries of a model built on zoo.Backbone (``model.*``, ``norms.*``)."""
+    return any(k.startswith('model.') for k in state_dict)

@@ -256,6 +256,7 @@ FAMILY = register_family(Family(
     checkpoint_filter=checkpoint_filter_fn,
     docs_page='unireplknet.md',
     dense_out_norm='ln',
+    dense_norm_key='norm{}',  # the authors' mmdet / mmseg backbones: norm0..norm3
 ))
 
 
