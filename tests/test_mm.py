@@ -13,6 +13,7 @@ import sys
 import pytest
 import timm
 import torch
+import torch.nn.functional as F
 
 import zoo
 import zoo.mm
@@ -285,36 +286,47 @@ def test_pretrained_official_zoo_and_detector_checkpoints(tmp_path):
 
 
 def _authors_dense_backbone(arch):
-    """The backbone entries of the authors' detector / segmentor (ConvNeXt's and UniRepLKNet's mmdet / mmseg
-    code: the classifier's key names without its head and final norm, plus a LayerNorm ``norm{i}`` on each
-    output), random; and the reference forward, written from those names: the classification model the trunk
-    entries came from, then each output through its ``norm{i}``."""
+    """The backbone entries of the authors' detector / segmentor (their mmdet / mmseg code: the classifier's key
+    names without its head and final norm, plus a norm on each output: ConvNeXt's and UniRepLKNet's LayerNorms
+    ``norm0..3``, FasterNet's BatchNorms ``norm0/2/4/6``), random; and the reference forward, written from those
+    names: the classification model the trunk entries came from, then each output through its norm."""
     torch.manual_seed(0)
-    if arch.startswith('convnext'):
-        from test_conv_families import _convnext_official_layout as layout
-        trunk = timm.create_model(arch, num_classes=0).eval()  # timm's ConvNeXt is the authors' architecture
-    else:
+    if arch.startswith('unireplknet'):
         from test_unireplknet import official_layout as layout
         trunk = randomize_norms(zoo.create_model(arch, num_classes=0), 0).eval()
-    sd = {k: v for k, v in layout(trunk.state_dict()).items() if not k.startswith(('norm.', 'head.'))}
-    for i, info in enumerate(trunk.feature_info):
-        sd[f'norm{i}.weight'], sd[f'norm{i}.bias'] = torch.rand(info['num_chs']) + 0.5, torch.randn(info['num_chs'])
+    else:  # timm's ConvNeXt and FasterNet are the authors' architectures
+        from test_conv_families import _convnext_official_layout, _fasternet_official_layout
+        layout = _convnext_official_layout if arch.startswith('convnext') else _fasternet_official_layout
+        trunk = randomize_norms(timm.create_model(arch, num_classes=0), 0).eval()
+    names = ['norm0', 'norm2', 'norm4', 'norm6'] if arch.startswith('fasternet') else [f'norm{i}' for i in range(4)]
+    sd = {k: v for k, v in layout(trunk.state_dict()).items()
+          if not k.startswith(('norm.', 'head.', 'avgpool_pre_head.'))}
+    for name, info in zip(names, trunk.feature_info):
+        c = info['num_chs']
+        sd[f'{name}.weight'], sd[f'{name}.bias'] = torch.rand(c) + 0.5, torch.randn(c)
+        if arch.startswith('fasternet'):
+            sd[f'{name}.running_mean'], sd[f'{name}.running_var'] = torch.randn(c), torch.rand(c) + 0.5
+            sd[f'{name}.num_batches_tracked'] = torch.tensor(0)
 
     def reference(x):
         outs = []
-        for i, m in enumerate(trunk.forward_intermediates(x, intermediates_only=True)):
-            u, var = m.mean(1, keepdim=True), m.var(1, keepdim=True, unbiased=False)
-            outs.append((m - u) / torch.sqrt(var + 1e-6) * sd[f'norm{i}.weight'][:, None, None]
-                        + sd[f'norm{i}.bias'][:, None, None])
+        for name, m in zip(names, trunk.forward_intermediates(x, intermediates_only=True)):
+            w, b = sd[f'{name}.weight'], sd[f'{name}.bias']
+            if arch.startswith('fasternet'):
+                outs.append(F.batch_norm(m, sd[f'{name}.running_mean'], sd[f'{name}.running_var'], w, b, False))
+            else:
+                u, var = m.mean(1, keepdim=True), m.var(1, keepdim=True, unbiased=False)
+                outs.append((m - u) / torch.sqrt(var + 1e-6) * w[:, None, None] + b[:, None, None])
         return outs
     return sd, reference
 
 
-@pytest.mark.parametrize('arch', ['convnext_atto', 'unireplknet_a'])
+@pytest.mark.parametrize('arch', ['convnext_atto', 'unireplknet_a', 'fasternet_t0'])
 def test_authors_dense_checkpoint_loads(arch, tmp_path):
     """The authors' own detection / segmentation file: its backbone entries load through init_cfg, and the whole
     file through mmengine's load_checkpoint (load_from, tools/mm_test.py) with every key accounted for, giving
-    the reference forward's maps; a file of another family or without its output norms is refused, naming keys."""
+    the reference forward's maps; a file of another family or without one of its output norms is refused, naming
+    the keys."""
     from mmengine.runner import load_checkpoint
     sd, reference = _authors_dense_backbone(arch)
     x = torch.randn(1, 3, 64, 64)
@@ -349,10 +361,11 @@ def test_authors_dense_checkpoint_loads(arch, tmp_path):
     with pytest.raises(CheckpointMismatchError, match=r'(?s)nothing was loaded.*backbone entries of .*authors.pth'):
         b.init_weights()
     assert all(torch.equal(v, before[k]) for k, v in b.state_dict().items())
-    no_norms = {'backbone.' + k: v for k, v in sd.items() if not k.startswith('norm3.')}
-    torch.save({'state_dict': no_norms}, tmp_path / 'no_norms.pth')
-    b = zoo.mm.ZooBackbone(arch, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'no_norms.pth')))
-    with pytest.raises(CheckpointMismatchError, match=r'missing keys \(2\): norms\.3\.weight, norms\.3\.bias'):
+    last = 'norm6' if arch.startswith('fasternet') else 'norm3'
+    torch.save({'state_dict': {'backbone.' + k: v for k, v in sd.items() if not k.startswith(last + '.')}},
+               tmp_path / 'no_norm.pth')
+    b = zoo.mm.ZooBackbone(arch, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'no_norm.pth')))
+    with pytest.raises(CheckpointMismatchError, match=r'missing keys \(\d\): norms\.3\.weight, norms\.3\.bias'):
         b.init_weights()
     torch.save({'state_dict': {'backbone.patch_embed.0.c.weight': torch.zeros(1)}}, tmp_path / 'lsnet.pth')
     b = zoo.mm.ZooBackbone('lsnet_t', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'lsnet.pth')))

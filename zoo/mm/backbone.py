@@ -13,11 +13,11 @@ classifier and the pruned final norm dropped), and checkpoints of detectors / se
 class (their ``backbone.`` entries). Every key is checked before anything is copied.
 
 The authors' own detection / segmentation checkpoints load too, for the families whose record names their
-per-output norms (``dense_norm_key``, e.g. ConvNeXt's and UniRepLKNet's ``norm0..3``): through ``init_cfg``, and
+per-output norms (``dense_norm_keys``: ConvNeXt's and UniRepLKNet's ``norm0..3``, FasterNet's
+``norm0/2/4/6``): through ``init_cfg``, and
 as part of a whole detector or segmentor (``load_from``, ``tools/mm_test.py``), where the backbone maps its own
 entries before they are copied and refuses a file that does not fit, naming the keys.
 """
-import re
 from typing import List, Optional, Sequence, Union
 
 import torch
@@ -189,24 +189,25 @@ class ZooBackbone(BaseModule):
 
     def _from_authors_dense(self, state_dict, source: str):
         """The backbone entries (``backbone.`` removed) of the authors' detector or segmentor, in this module's
-        names: their output norms (the family's ``dense_norm_key``) become ``norms.i``, the rest goes through
+        names: their output norms (the family's ``dense_norm_keys``) become ``norms.i``, the rest goes through
         the family's checkpoint filter, as the classifier's file would. Checked against this module before
         anything is copied."""
         family = family_of(self.model)
-        if family.dense_norm_key is None:
+        if family.dense_norm_keys is None:
             raise CheckpointMismatchError(
                 f"{source}: backbone entries in neither the zoo's layout (backbone.model.*) nor a known layout of "
                 f"the {family.display} authors' detection / segmentation code (e.g. "
                 f"{', '.join(sorted(state_dict)[:3])}); give a classification file or a checkpoint of a model "
                 "built on zoo.Backbone")
-        norm_prefixes = {family.dense_norm_key.format(i) + '.': f'norms.{j}.' for j, i in enumerate(self.out_indices)}
+        names = {family.dense_norm_keys[i] + '.': f'norms.{j}.' for j, i in enumerate(self.out_indices)}
+        others = tuple(k + '.' for k in family.dense_norm_keys)  # norms of outputs this backbone does not return
         mapped, trunk = {}, {}
         for k, v in state_dict.items():
-            prefix = next((p for p in norm_prefixes if k.startswith(p)), None)
+            prefix = next((p for p in names if k.startswith(p)), None)
             if prefix is not None:
-                mapped[norm_prefixes[prefix] + k[len(prefix):]] = v
-            elif not re.match(re.escape(family.dense_norm_key).replace(r'\{\}', r'\d+') + r'\.', k):
-                trunk[k] = v  # (the norms of outputs this backbone does not return are left out)
+                mapped[names[prefix] + k[len(prefix):]] = v
+            elif not k.startswith(others):
+                trunk[k] = v
         # the headless model without its final norm, every stage kept (the meta device: no memory)
         with torch.device('meta'):
             full = create_model(self.arch, num_classes=0, **self.model_kwargs)

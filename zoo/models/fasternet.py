@@ -189,6 +189,7 @@ FAMILY = register_family(Family(
     checkpoint_filter=checkpoint_filter_fn,
     docs_page='fasternet.md',
     dense_out_norm='bn',
+    dense_norm_keys=('norm0', 'norm2', 'norm4', 'norm6'),  # the authors' mmdet backbone: named by stage index
 ))
 
 

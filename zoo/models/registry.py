@@ -15,7 +15,7 @@ import difflib
 import fnmatch
 import sys
 import types
-from typing import Callable, Dict, List, Mapping, Optional, Union
+from typing import Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import timm
 import torch.nn as nn
@@ -53,9 +53,9 @@ class Family:
     timm_equivalents: zoo variant -> timm's model of the same architecture, where timm has one.
     dense_out_norm: the norm the authors' detection / segmentation backbone puts on each output ('ln', 'bn'
         or None).
-    dense_norm_key: the name of stage i's output norm in the authors' detection / segmentation checkpoints, as a
-        format string ('norm{}'), where their backbone is the classifier's key layout plus these norms; zoo.Backbone
-        then loads those checkpoints (None: not mapped).
+    dense_norm_keys: the names of the stages' output norms in the authors' detection / segmentation checkpoints
+        (ConvNeXt's ``('norm0', 'norm1', 'norm2', 'norm3')``), where their backbone is the classifier's key layout
+        plus these norms; zoo.Backbone then loads those checkpoints (None: not mapped).
     static_hw: why an exported graph is fixed to one input size (None: height and width stay dynamic).
     """
     name: str
@@ -67,7 +67,7 @@ class Family:
     num_stages: int = 4
     timm_equivalents: Mapping[str, str] = dataclasses.field(default_factory=dict)
     dense_out_norm: Optional[str] = None
-    dense_norm_key: Optional[str] = None
+    dense_norm_keys: Optional[Tuple[str, ...]] = None
     static_hw: Optional[str] = None
     variants: Dict[str, Callable] = dataclasses.field(default_factory=dict, init=False, repr=False)
 

@@ -256,7 +256,7 @@ FAMILY = register_family(Family(
     checkpoint_filter=checkpoint_filter_fn,
     docs_page='unireplknet.md',
     dense_out_norm='ln',
-    dense_norm_key='norm{}',  # the authors' mmdet / mmseg backbones: norm0..norm3
+    dense_norm_keys=('norm0', 'norm1', 'norm2', 'norm3'),  # the authors' mmdet / mmseg backbones
 ))
 
 
