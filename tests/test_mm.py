@@ -285,22 +285,28 @@ def test_pretrained_official_zoo_and_detector_checkpoints(tmp_path):
     torch.testing.assert_close(c.norms[0].weight, b.norms[0].weight + 1)
 
 
-def _authors_dense_backbone(arch):
+def _authors_dense_backbone(arch, tmp_path):
     """The backbone entries of the authors' detector / segmentor (their mmdet / mmseg code: the classifier's key
     names without its head and final norm, plus a norm on each output: ConvNeXt's and UniRepLKNet's LayerNorms
-    ``norm0..3``, FasterNet's BatchNorms ``norm0/2/4/6``), random; and the reference forward, written from those
+    ``norm0..3``, FasterNet's BatchNorms ``norm0/2/4/6``, BiFormer's LayerNorms ``extra_norms.i``), random; and the reference forward, written from those
     names: the classification model the trunk entries came from, then each output through its norm."""
     torch.manual_seed(0)
     if arch.startswith('unireplknet'):
         from test_unireplknet import official_layout as layout
         trunk = randomize_norms(zoo.create_model(arch, num_classes=0), 0).eval()
+        sd = layout(trunk.state_dict())
+    elif arch.startswith('biformer'):  # the authors' classifier keys as recorded from their classes, random
+        from test_attention_families import _official_file
+        path, sd = _official_file(tmp_path, arch)
+        trunk = zoo.create_model(arch, pretrained=True, pretrained_cfg_overlay=dict(file=str(path))).eval()
     else:  # timm's ConvNeXt and FasterNet are the authors' architectures
         from test_conv_families import _convnext_official_layout, _fasternet_official_layout
         layout = _convnext_official_layout if arch.startswith('convnext') else _fasternet_official_layout
         trunk = randomize_norms(timm.create_model(arch, num_classes=0), 0).eval()
-    names = ['norm0', 'norm2', 'norm4', 'norm6'] if arch.startswith('fasternet') else [f'norm{i}' for i in range(4)]
-    sd = {k: v for k, v in layout(trunk.state_dict()).items()
-          if not k.startswith(('norm.', 'head.', 'avgpool_pre_head.'))}
+        sd = layout(trunk.state_dict())
+    names = {'fasternet': ['norm0', 'norm2', 'norm4', 'norm6'],
+             'biformer': [f'extra_norms.{i}' for i in range(4)]}.get(arch.split('_')[0], [f'norm{i}' for i in range(4)])
+    sd = {k: v for k, v in sd.items() if not k.startswith(('norm.', 'head.', 'avgpool_pre_head.'))}
     for name, info in zip(names, trunk.feature_info):
         c = info['num_chs']
         sd[f'{name}.weight'], sd[f'{name}.bias'] = torch.rand(c) + 0.5, torch.randn(c)
@@ -321,14 +327,14 @@ def _authors_dense_backbone(arch):
     return sd, reference
 
 
-@pytest.mark.parametrize('arch', ['convnext_atto', 'unireplknet_a', 'fasternet_t0'])
+@pytest.mark.parametrize('arch', ['convnext_atto', 'unireplknet_a', 'fasternet_t0', 'biformer_t'])
 def test_authors_dense_checkpoint_loads(arch, tmp_path):
     """The authors' own detection / segmentation file: its backbone entries load through init_cfg, and the whole
     file through mmengine's load_checkpoint (load_from, tools/mm_test.py) with every key accounted for, giving
     the reference forward's maps; a file of another family or without one of its output norms is refused, naming
     the keys."""
     from mmengine.runner import load_checkpoint
-    sd, reference = _authors_dense_backbone(arch)
+    sd, reference = _authors_dense_backbone(arch, tmp_path)
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         want = reference(x)
@@ -361,7 +367,7 @@ def test_authors_dense_checkpoint_loads(arch, tmp_path):
     with pytest.raises(CheckpointMismatchError, match=r'(?s)nothing was loaded.*backbone entries of .*authors.pth'):
         b.init_weights()
     assert all(torch.equal(v, before[k]) for k, v in b.state_dict().items())
-    last = 'norm6' if arch.startswith('fasternet') else 'norm3'
+    last = {'fasternet': 'norm6', 'biformer': 'extra_norms.3'}.get(arch.split('_')[0], 'norm3')
     torch.save({'state_dict': {'backbone.' + k: v for k, v in sd.items() if not k.startswith(last + '.')}},
                tmp_path / 'no_norm.pth')
     b = zoo.mm.ZooBackbone(arch, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'no_norm.pth')))

@@ -14,7 +14,7 @@ class (their ``backbone.`` entries). Every key is checked before anything is cop
 
 The authors' own detection / segmentation checkpoints load too, for the families whose record names their
 per-output norms (``dense_norm_keys``: ConvNeXt's and UniRepLKNet's ``norm0..3``, FasterNet's
-``norm0/2/4/6``): through ``init_cfg``, and
+``norm0/2/4/6``, BiFormer's ``extra_norms.i``): through ``init_cfg``, and
 as part of a whole detector or segmentor (``load_from``, ``tools/mm_test.py``), where the backbone maps its own
 entries before they are copied and refuses a file that does not fit, naming the keys.
 """

@@ -249,6 +249,7 @@ FAMILY = register_family(Family(
     checkpoint_filter=checkpoint_filter_fn,
     docs_page='biformer.md',
     dense_out_norm='ln',
+    dense_norm_keys=tuple(f'extra_norms.{i}' for i in range(4)),  # the authors' mmdet / mmseg backbones
     static_hw='routing pads each map to a multiple of n_win regions with sizes computed in Python',
 ))
 
