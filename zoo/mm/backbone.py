@@ -174,24 +174,31 @@ class ZooBackbone(BaseModule):
             check_state_dict(state_dict, self, source=path)
             self.load_state_dict(state_dict)
             return
-        # an image classifier's file: map it with the family's filter against the unpruned headless model
-        # (built on the meta device, no memory), then keep what the pruned model has
+        # an image classifier's file
+        state_dict = self._trunk_entries(state_dict, final_norm=True)
+        check_state_dict(state_dict, self.model, source=path)
+        self.model.load_state_dict(state_dict)
+
+    def _trunk_entries(self, state_dict, final_norm: bool, context: str = ''):
+        """``state_dict`` (a classifier's file, or the trunk of the authors' detector, which has no final norm)
+        mapped by the family's checkpoint filter against the unpruned headless model (built on the meta device,
+        no memory), then what this backbone's pruned model keeps of it."""
         with torch.device('meta'):
             full = create_model(self.arch, num_classes=0, **self.model_kwargs)
+            if not final_norm:
+                full.prune_intermediate_layers(len(full.stages), prune_norm=True, prune_head=True)
         try:
             state_dict = family_of(full).checkpoint_filter(state_dict, full)
         except CheckpointMismatchError as e:
-            raise CheckpointMismatchError(f'{e}\n(zoo.Backbone arch={self.arch!r})') from None
+            raise CheckpointMismatchError(f'{e}\n({context}zoo.Backbone arch={self.arch!r})') from None
         own = self.model.state_dict()
-        state_dict = {k: v for k, v in state_dict.items() if k in own}
-        check_state_dict(state_dict, self.model, source=path)
-        self.model.load_state_dict(state_dict)
+        return {k: v for k, v in state_dict.items() if k in own}
 
     def _from_authors_dense(self, state_dict, source: str):
         """The backbone entries (``backbone.`` removed) of the authors' detector or segmentor, in this module's
         names: their output norms (the family's ``dense_norm_keys``) become ``norms.i``, the rest goes through
-        the family's checkpoint filter, as the classifier's file would. Checked against this module before
-        anything is copied."""
+        the family's checkpoint filter, as the classifier's file would. The caller checks the result against
+        this module before anything is copied."""
         family = family_of(self.model)
         if family.dense_norm_keys is None:
             raise CheckpointMismatchError(
@@ -208,28 +215,19 @@ class ZooBackbone(BaseModule):
                 mapped[names[prefix] + k[len(prefix):]] = v
             elif not k.startswith(others):
                 trunk[k] = v
-        # the headless model without its final norm, every stage kept (the meta device: no memory)
-        with torch.device('meta'):
-            full = create_model(self.arch, num_classes=0, **self.model_kwargs)
-            full.prune_intermediate_layers(len(full.stages), prune_norm=True, prune_head=True)
-        try:
-            trunk = family.checkpoint_filter(trunk, full)
-        except CheckpointMismatchError as e:
-            raise CheckpointMismatchError(f'{e}\n(the backbone entries of {source}, zoo.Backbone '
-                                          f'arch={self.arch!r})') from None
-        own = self.model.state_dict()
-        mapped.update({'model.' + k: v for k, v in trunk.items() if k in own})
-        check_state_dict(mapped, self, source=source)
+        trunk = self._trunk_entries(trunk, final_norm=False, context=f'the backbone entries of {source}, ')
+        mapped.update({'model.' + k: v for k, v in trunk.items()})
         return mapped
 
     def _map_authors_dense_entries(self, state_dict, prefix, *args) -> None:
-        entries = [k for k in state_dict if k.startswith(prefix)]
-        if not entries or _is_zoo_layout({k[len(prefix):]: None for k in entries}):
+        entries = [k[len(prefix):] for k in state_dict if k.startswith(prefix)]
+        if not entries or _is_zoo_layout(entries):
             return
-        own = {k[len(prefix):]: state_dict.pop(k) for k in entries}
-        state_dict.update({prefix + k: v for k, v in self._from_authors_dense(own, 'the checkpoint').items()})
+        mapped = self._from_authors_dense({k: state_dict.pop(prefix + k) for k in entries}, 'the checkpoint')
+        check_state_dict(mapped, self, source='the checkpoint')
+        state_dict.update({prefix + k: v for k, v in mapped.items()})
 
 
-def _is_zoo_layout(state_dict) -> bool:
-    """Backbone entries of a model built on zoo.Backbone (``model.*``, ``norms.*``)."""
-    return any(k.startswith('model.') for k in state_dict)
+def _is_zoo_layout(keys) -> bool:
+    """Backbone entries (keys) of a model built on zoo.Backbone (``model.*``, ``norms.*``)."""
+    return any(k.startswith('model.') for k in keys)
