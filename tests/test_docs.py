@@ -33,7 +33,7 @@ def _config_model(path):
 
 def _figure_key(stem):
     """The reported.toml key of a config's setting, from its file name: the detector or head, then the
-    pre-training (``-in22k``) and the crop (``_640_``) where they are not the default."""
+    pre-training (``-in22k``), the crop (``_640_``) and LITv2's window (``-ws4``) where they are not the default."""
     if stem.startswith('upernet'):
         key = 'ade_upernet'
     elif stem.startswith('fpn'):
@@ -45,6 +45,8 @@ def _figure_key(stem):
         key += '_in22k'
     if '_640_' in stem:
         key += '_640'
+    if '-ws4' in stem:  # LITv2's HiLo window 4
+        key += '_ws4'
     return key
 
 
