@@ -136,6 +136,9 @@ def test_mask_rcnn_or_upernet_train_step_for_every_family(family, task, shapes):
         assert tuple(out[0].pred_sem_seg.data.shape[-2:]) == tuple(out[0].metainfo['ori_shape'])
 
 
+AUTHORS_REPO = {'lsnet': 'jameslahm/lsnet'}
+
+
 def test_every_config_parses_and_names_a_fitting_neck():
     files = sorted(glob.glob(os.path.join(CONFIGS, 'coco', '*.py')) + glob.glob(os.path.join(CONFIGS, 'ade20k', '*.py')))
     assert len(files) >= 67
@@ -152,6 +155,11 @@ def test_every_config_parses_and_names_a_fitting_neck():
             assert cfg.model.auxiliary_head.in_channels == chans[cfg.model.auxiliary_head.in_index], f
         ckpt = bb.init_cfg.checkpoint
         assert ckpt.startswith('checkpoints/'), f
+        dense_kwargs = zoo.models.family_of(bb.arch).dense_model_kwargs
+        if dense_kwargs and 'Source: ' + AUTHORS_REPO.get(bb.arch.split('_')[0], '?') in open(f).read():
+            assert bb.model_kwargs == dense_kwargs, f  # the authors' settings build their dense backbone
+        if '-ws4' in f:
+            assert tuple(bb.model_kwargs.local_ws) == (0, 0, 4, 1), f
         if '-in22k' in f:  # the ImageNet-22k settings start from a 22k file
             assert '22k' in ckpt, f
         if '_640_' in f:  # and the ADE20K ones crop, pad and slide at 640
@@ -285,30 +293,68 @@ def test_pretrained_official_zoo_and_detector_checkpoints(tmp_path):
     torch.testing.assert_close(c.norms[0].weight, b.norms[0].weight + 1)
 
 
+# the authors' dense backbones as zoo.Backbone arguments: LSNet's 14 x 14 bias tables resized as matrices, LITv2's
+# detectors without a norm on the first output
+DENSE_KWARGS = {'lsnet_t': dict(model_kwargs=dict(attn_resolution=14, attn_bias_resize='matrix')),
+                'litv2_s': dict(out_norm=(None, 'ln', 'ln', 'ln')), 'shvit_s1': dict(out_indices=(0, 1, 2))}
+# each family's output norms in the authors' files, and the epsilon of their LayerNorms
+DENSE_NORMS = {'fasternet_t0': ['norm0', 'norm2', 'norm4', 'norm6'], 'biformer_t': [f'extra_norms.{i}' for i in range(4)],
+               'lsnet_t': [], 'shvit_s1': [], 'litv2_s': [None, 'norm1', 'norm2', 'norm3']}
+
+
+def _authors_lsnet_bias(table, r, n):
+    """The authors' detection attention bias (detection/model/lsnet.py), from its index construction: the bias
+    matrix of the r x r grid resized bicubically, as an image, to (n, n)."""
+    offsets, idxs = {}, []
+    points = [(i, j) for i in range(r) for j in range(r)]
+    for p1 in points:
+        for p2 in points:
+            idxs.append(offsets.setdefault((abs(p1[0] - p2[0]), abs(p1[1] - p2[1])), len(offsets)))
+    ab = table[:, torch.tensor(idxs).view(r * r, r * r)]
+    return F.interpolate(ab[None], size=(n, n), mode='bicubic')[0]
+
+
 def _authors_dense_backbone(arch, tmp_path):
     """The backbone entries of the authors' detector / segmentor (their mmdet / mmseg code: the classifier's key
     names without its head and final norm, plus a norm on each output: ConvNeXt's and UniRepLKNet's LayerNorms
-    ``norm0..3``, FasterNet's BatchNorms ``norm0/2/4/6``, BiFormer's LayerNorms ``extra_norms.i``), random; and the reference forward, written from those
-    names: the classification model the trunk entries came from, then each output through its norm."""
+    ``norm0..3``, FasterNet's BatchNorms ``norm0/2/4/6``, BiFormer's LayerNorms ``extra_norms.i``, LITv2's
+    ``norm1..3``; none for LSNet and SHViT, LSNet with 14 x 14 bias tables), random; and the reference forward,
+    written from those names: the classification model the trunk entries came from (LSNet's with the authors'
+    bias resize of their detection code), then each output through its norm."""
     torch.manual_seed(0)
     if arch.startswith('unireplknet'):
         from test_unireplknet import official_layout as layout
         trunk = randomize_norms(zoo.create_model(arch, num_classes=0), 0).eval()
         sd = layout(trunk.state_dict())
-    elif arch.startswith('biformer'):  # the authors' classifier keys as recorded from their classes, random
+    elif arch.startswith(('biformer', 'shvit', 'litv2')):  # the authors' classifier keys, recorded from their classes
         from test_attention_families import _official_file
         path, sd = _official_file(tmp_path, arch)
         trunk = zoo.create_model(arch, pretrained=True, pretrained_cfg_overlay=dict(file=str(path))).eval()
+    elif arch.startswith('lsnet'):
+        from test_checkpoint import official_state_dict
+        sd = official_state_dict(arch)
+        for k in [k for k in sd if k.endswith('attention_biases')]:  # the detection backbone's 14 x 14 tables
+            sd[k] = torch.randn(sd[k].shape[0], 196)
+            sd[k.replace('biases', 'bias_idxs')] = torch.zeros(196, 196, dtype=torch.long)
+        trunk = zoo.create_model(arch, num_classes=0, attn_resolution=14)
+        trunk.load_state_dict(zoo.models.family_of('lsnet_t').checkpoint_filter(
+            {k: v for k, v in sd.items() if not k.startswith('head.')}, trunk))
+        for m in trunk.modules():
+            if hasattr(m, 'attention_biases'):
+                m._bias = lambda table, H, W, r=m.resolution: _authors_lsnet_bias(table, r, H * W)
+        trunk.eval()
     else:  # timm's ConvNeXt and FasterNet are the authors' architectures
         from test_conv_families import _convnext_official_layout, _fasternet_official_layout
         layout = _convnext_official_layout if arch.startswith('convnext') else _fasternet_official_layout
         trunk = randomize_norms(timm.create_model(arch, num_classes=0), 0).eval()
         sd = layout(trunk.state_dict())
-    names = {'fasternet': ['norm0', 'norm2', 'norm4', 'norm6'],
-             'biformer': [f'extra_norms.{i}' for i in range(4)]}.get(arch.split('_')[0], [f'norm{i}' for i in range(4)])
+    names = DENSE_NORMS.get(arch, [f'norm{i}' for i in range(4)])
+    eps = 1e-5 if arch.startswith('litv2') else 1e-6  # LITv2's nn.LayerNorm, the others' LayerNorm2d
     sd = {k: v for k, v in sd.items() if not k.startswith(('norm.', 'head.', 'avgpool_pre_head.'))}
     for name, info in zip(names, trunk.feature_info):
         c = info['num_chs']
+        if name is None:
+            continue
         sd[f'{name}.weight'], sd[f'{name}.bias'] = torch.rand(c) + 0.5, torch.randn(c)
         if arch.startswith('fasternet'):
             sd[f'{name}.running_mean'], sd[f'{name}.running_var'] = torch.randn(c), torch.rand(c) + 0.5
@@ -316,18 +362,23 @@ def _authors_dense_backbone(arch, tmp_path):
 
     def reference(x):
         outs = []
-        for name, m in zip(names, trunk.forward_intermediates(x, intermediates_only=True)):
+        maps = trunk.forward_intermediates(x, intermediates_only=True)
+        for name, m in zip(names or [None] * len(maps), maps):
+            if name is None:
+                outs.append(m)
+                continue
             w, b = sd[f'{name}.weight'], sd[f'{name}.bias']
             if arch.startswith('fasternet'):
                 outs.append(F.batch_norm(m, sd[f'{name}.running_mean'], sd[f'{name}.running_var'], w, b, False))
             else:
                 u, var = m.mean(1, keepdim=True), m.var(1, keepdim=True, unbiased=False)
-                outs.append((m - u) / torch.sqrt(var + 1e-6) * w[:, None, None] + b[:, None, None])
+                outs.append((m - u) / torch.sqrt(var + eps) * w[:, None, None] + b[:, None, None])
         return outs
     return sd, reference
 
 
-@pytest.mark.parametrize('arch', ['convnext_atto', 'unireplknet_a', 'fasternet_t0', 'biformer_t'])
+@pytest.mark.parametrize('arch', ['convnext_atto', 'unireplknet_a', 'fasternet_t0', 'biformer_t', 'lsnet_t',
+                                  'shvit_s1', 'litv2_s'])
 def test_authors_dense_checkpoint_loads(arch, tmp_path):
     """The authors' own detection / segmentation file: its backbone entries load through init_cfg, and the whole
     file through mmengine's load_checkpoint (load_from, tools/mm_test.py) with every key accounted for, giving
@@ -335,22 +386,23 @@ def test_authors_dense_checkpoint_loads(arch, tmp_path):
     the keys."""
     from mmengine.runner import load_checkpoint
     sd, reference = _authors_dense_backbone(arch, tmp_path)
-    x = torch.randn(1, 3, 64, 64)
+    kwargs = DENSE_KWARGS.get(arch, {})
+    x = torch.randn(1, 3, 96, 64)
     with torch.no_grad():
         want = reference(x)
     # init_cfg, from a detector checkpoint in mmengine's layout
     torch.save({'state_dict': {'backbone.' + k: v for k, v in sd.items()}, 'meta': {}}, tmp_path / 'authors.pth')
-    b = zoo.mm.ZooBackbone(arch, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'authors.pth')))
+    b = zoo.mm.ZooBackbone(arch, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'authors.pth')), **kwargs)
     b.init_weights()
     with torch.no_grad():
-        for got, ref in zip(b.eval()(x), want):
+        for got, ref in zip(b.eval()(x), want, strict=True):
             torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
     # the whole detector: the authors' backbone entries beside the neck's and heads'
     init_default_scope('mmdet')
     from mmdet.registry import MODELS
     cfg = Config.fromfile(os.path.join(CONFIGS, 'coco', 'mask-rcnn_convnext_tiny_fpn_ms-crop_3x_coco.py'))
-    cfg.model.backbone.update(arch=arch, init_cfg=None)
-    cfg.model.neck.in_channels = zoo.mm.out_channels(arch)
+    cfg.model.backbone.update(arch=arch, init_cfg=None, **kwargs)
+    cfg.model.neck.in_channels = zoo.mm.out_channels(arch, cfg.model.backbone.out_indices)
     adapt_to_cpu(cfg)
     detector = MODELS.build(cfg.model)
     state = {k: v for k, v in detector.state_dict().items() if not k.startswith('backbone.')}
@@ -358,8 +410,15 @@ def test_authors_dense_checkpoint_loads(arch, tmp_path):
     fresh = MODELS.build(cfg.model)
     load_checkpoint(fresh, str(tmp_path / 'det.pth'), strict=True)
     with torch.no_grad():
-        for got, ref in zip(fresh.backbone.eval()(x), want):
+        for got, ref in zip(fresh.backbone.eval()(x), want, strict=True):
             torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+        # and the loaded detector predicts end to end
+        from mmdet.structures import DetDataSample
+        shape = tuple(x.shape[-2:])
+        sample = DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, pad_shape=shape, scale_factor=(1.0, 1.0),
+                                             batch_input_shape=shape))
+        pred = fresh.eval().predict(x, [sample])[0].pred_instances
+    assert pred.bboxes.shape[1] == 4 and len(pred.masks) == len(pred.bboxes)
     # refusals name the keys and copy nothing
     other = 'unireplknet_a' if arch.startswith('convnext') else 'convnext_atto'
     b = zoo.mm.ZooBackbone(other, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'authors.pth')))
@@ -367,15 +426,41 @@ def test_authors_dense_checkpoint_loads(arch, tmp_path):
     with pytest.raises(CheckpointMismatchError, match=r'(?s)nothing was loaded.*backbone entries of .*authors.pth'):
         b.init_weights()
     assert all(torch.equal(v, before[k]) for k, v in b.state_dict().items())
-    last = {'fasternet': 'norm6', 'biformer': 'extra_norms.3'}.get(arch.split('_')[0], 'norm3')
-    torch.save({'state_dict': {'backbone.' + k: v for k, v in sd.items() if not k.startswith(last + '.')}},
-               tmp_path / 'no_norm.pth')
-    b = zoo.mm.ZooBackbone(arch, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'no_norm.pth')))
-    with pytest.raises(CheckpointMismatchError, match=r'missing keys \(\d\): norms\.3\.weight, norms\.3\.bias'):
+    names = DENSE_NORMS.get(arch, [f'norm{i}' for i in range(4)])
+    if names:
+        last = names[-1]
+        torch.save({'state_dict': {'backbone.' + k: v for k, v in sd.items() if not k.startswith(last + '.')}},
+                   tmp_path / 'no_norm.pth')
+        b = zoo.mm.ZooBackbone(arch, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'no_norm.pth')),
+                               **kwargs)
+        with pytest.raises(CheckpointMismatchError, match=r'missing keys \(\d\): norms\.3\.weight, norms\.3\.bias'):
+            b.init_weights()
+    if 'model_kwargs' in kwargs:  # a backbone not built as the authors' dense one is refused, naming the arguments
+        b = zoo.mm.ZooBackbone(arch, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'authors.pth')))
+        with pytest.raises(CheckpointMismatchError, match=r"(?s)built with dict\(attn_resolution=14, "
+                                                          r"attn_bias_resize='matrix'\).*nothing was loaded"):
+            b.init_weights()
+    if arch == 'lsnet_t':  # their ImageNet file (4 x 4 tables) into their dense backbone: resized as they do
+        from test_checkpoint import official_state_dict
+        in1k = official_state_dict(arch)
+        torch.save({'model': in1k}, tmp_path / 'in1k.pth')
+        b = zoo.mm.ZooBackbone(arch, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'in1k.pth')), **kwargs)
         b.init_weights()
-    torch.save({'state_dict': {'backbone.patch_embed.0.c.weight': torch.zeros(1)}}, tmp_path / 'lsnet.pth')
-    b = zoo.mm.ZooBackbone('lsnet_t', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'lsnet.pth')))
-    with pytest.raises(CheckpointMismatchError, match="nor a known layout of the LSNet authors' detection"):
+        table = next(v for k, v in in1k.items() if k.endswith('attention_biases'))
+        got = next(m for m in b.modules() if hasattr(m, 'attention_biases')).attention_biases
+        torch.testing.assert_close(got, F.interpolate(table.view(1, -1, 4, 4), size=(14, 14), mode='bicubic').view(-1, 196))
+    if arch == 'litv2_s':  # their segmentor's layout: a norm on every output (norm0..3), nn.LayerNorm's epsilon
+        c = zoo.mm.out_channels(arch)[0]
+        seg = dict(sd, **{'norm0.weight': torch.rand(c) + 0.5, 'norm0.bias': torch.randn(c)})
+        torch.save({'state_dict': {'backbone.' + k: v for k, v in seg.items()}}, tmp_path / 'seg.pth')
+        b = zoo.mm.ZooBackbone(arch, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'seg.pth')))
+        b.init_weights()
+        assert [n.eps for n in b.norms] == [1e-5] * 4
+        torch.testing.assert_close(b.norms[0].weight, seg['norm0.weight'])
+    torch.save({'state_dict': {'backbone.stem.weight': torch.zeros(1)}}, tmp_path / 'inceptionnext.pth')
+    b = zoo.mm.ZooBackbone('inceptionnext_atto', init_cfg=dict(type='Pretrained',
+                                                              checkpoint=str(tmp_path / 'inceptionnext.pth')))
+    with pytest.raises(CheckpointMismatchError, match="nor a known layout of the InceptionNeXt authors' detection"):
         b.init_weights()
 
 

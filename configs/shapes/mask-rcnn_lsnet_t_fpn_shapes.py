@@ -9,7 +9,9 @@ scale = (128, 128)
 # RoIAlign with 2x2 samples per bin (mmcv's CPU RoIAlign with adaptive sampling is slow), and a mask head of
 # two 128-channel convs instead of four of 256 (on CPU the mask head is most of a training step)
 model = dict(
-    backbone=dict(norm_eval=False, init_cfg=None),
+    # the classifier's bias tables (the authors' 14x14 tables resized as matrices carry ImageNet weights to
+    # COCO-sized grids; from scratch on 128-256 px images there is nothing to carry)
+    backbone=dict(norm_eval=False, init_cfg=None, model_kwargs=dict(_delete_=True)),
     roi_head=dict(bbox_roi_extractor=dict(roi_layer=dict(sampling_ratio=2)), bbox_head=dict(num_classes=3),
                   mask_roi_extractor=dict(roi_layer=dict(sampling_ratio=2)),
                   mask_head=dict(num_classes=3, num_convs=2, conv_out_channels=128)),

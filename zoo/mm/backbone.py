@@ -13,8 +13,10 @@ classifier and the pruned final norm dropped), and checkpoints of detectors / se
 class (their ``backbone.`` entries). Every key is checked before anything is copied.
 
 The authors' own detection / segmentation checkpoints load too, for the families whose record names their
-per-output norms (``dense_norm_keys``: ConvNeXt's and UniRepLKNet's ``norm0..3``, FasterNet's
-``norm0/2/4/6``, BiFormer's ``extra_norms.i``): through ``init_cfg``, and
+per-output norms (``dense_norm_keys``: ConvNeXt's, UniRepLKNet's and LITv2's ``norm0..3``, FasterNet's
+``norm0/2/4/6``, BiFormer's ``extra_norms.i``, none for LSNet and SHViT; LSNet's detectors also need
+``model_kwargs=dict(attn_resolution=14, attn_bias_resize='matrix')``, the family's ``dense_model_kwargs``):
+through ``init_cfg``, and
 as part of a whole detector or segmentor (``load_from``, ``tools/mm_test.py``), where the backbone maps its own
 entries before they are copied and refuses a file that does not fit, naming the keys.
 """
@@ -32,7 +34,7 @@ from .registry import MODELS
 
 __all__ = ['ZooBackbone', 'out_channels']
 
-_NORMS = {'ln': lambda c: LayerNorm2d(c, eps=1e-6), 'bn': nn.BatchNorm2d}
+_NORMS = {'ln': lambda c, eps: LayerNorm2d(c, eps=eps), 'bn': lambda c, eps: nn.BatchNorm2d(c)}
 
 
 def _check_arch(arch: str) -> None:
@@ -73,8 +75,9 @@ class ZooBackbone(BaseModule):
         frozen_stages: stem and stages ``0 .. frozen_stages - 1`` are frozen (weights fixed, norms in eval);
             ``0`` freezes the stem only, ``-1`` nothing (mmdet's ResNet convention).
         norm_eval: keep every BatchNorm in eval mode while training (frozen running statistics).
-        out_norm: ``'auto'`` (the family record's ``dense_out_norm``: the norm the authors' detection and segmentation code puts on each output), ``'ln'``, ``'bn'``, ``None``, or one of
-            these per output (LITv2's detectors: ``(None, 'ln', 'ln', 'ln')``).
+        out_norm: ``'auto'`` (the family record's ``dense_out_norm``: the norm the authors' detection and
+            segmentation code puts on each output), ``'ln'`` (a LayerNorm with the family's ``dense_ln_eps``),
+            ``'bn'``, ``None``, or one of these per output (LITv2's detectors: ``(None, 'ln', 'ln', 'ln')``).
         drop_path_rate: stochastic depth of the backbone (the model's default when None).
         with_cp: gradient checkpointing through the model's ``set_grad_checkpointing``.
         model_kwargs: more keyword arguments of the model (e.g. BiFormer's ``n_win``).
@@ -103,8 +106,9 @@ class ZooBackbone(BaseModule):
         self.model = model
         if with_cp:
             model.set_grad_checkpointing(True)
+        family = family_of(model)
         if out_norm == 'auto':
-            out_norm = family_of(model).dense_out_norm
+            out_norm = family.dense_out_norm
         self.out_channels = [model.feature_info[i]['num_chs'] for i in self.out_indices]
         kinds = list(out_norm) if isinstance(out_norm, (list, tuple)) else [out_norm] * len(self.out_indices)
         if len(kinds) != len(self.out_indices) or any(k not in (None, *_NORMS) for k in kinds):
@@ -112,7 +116,7 @@ class ZooBackbone(BaseModule):
                              f"({len(self.out_indices)} outputs), got {out_norm!r}")
         # nn.Identity keeps the index of each output's norm in its name (norms.i)
         self.norms = None if not any(kinds) else nn.ModuleList(
-            nn.Identity() if k is None else _NORMS[k](c) for k, c in zip(kinds, self.out_channels))
+            nn.Identity() if k is None else _NORMS[k](c, family.dense_ln_eps) for k, c in zip(kinds, self.out_channels))
         self._freeze_stages()
         # a whole detector's / segmentor's state dict in the authors' layout: mapped before it is copied
         self._register_load_state_dict_pre_hook(self._map_authors_dense_entries)
@@ -206,7 +210,15 @@ class ZooBackbone(BaseModule):
                 f"the {family.display} authors' detection / segmentation code (e.g. "
                 f"{', '.join(sorted(state_dict)[:3])}); give a classification file or a checkpoint of a model "
                 "built on zoo.Backbone")
-        names = {family.dense_norm_keys[i] + '.': f'norms.{j}.' for j, i in enumerate(self.out_indices)}
+        wrong = {k: v for k, v in family.dense_model_kwargs.items() if self.model_kwargs.get(k) != v}
+        if wrong:
+            raise CheckpointMismatchError(
+                f"{source}: the {family.display} authors' detection / segmentation backbone is built with "
+                f"{_kwargs_text(family.dense_model_kwargs)}, this zoo.Backbone(arch={self.arch!r}) with "
+                f"model_kwargs={_kwargs_text(self.model_kwargs)}; nothing was loaded. Build it with "
+                f"model_kwargs={_kwargs_text(family.dense_model_kwargs)} (the zoo's configs of their settings do)")
+        names = {family.dense_norm_keys[i] + '.': f'norms.{j}.' for j, i in enumerate(self.out_indices)
+                 if i < len(family.dense_norm_keys)}
         others = tuple(k + '.' for k in family.dense_norm_keys)  # norms of outputs this backbone does not return
         mapped, trunk = {}, {}
         for k, v in state_dict.items():
@@ -226,6 +238,10 @@ class ZooBackbone(BaseModule):
         mapped = self._from_authors_dense({k: state_dict.pop(prefix + k) for k in entries}, 'the checkpoint')
         check_state_dict(mapped, self, source='the checkpoint')
         state_dict.update({prefix + k: v for k, v in mapped.items()})
+
+
+def _kwargs_text(kwargs) -> str:
+    return 'dict(' + ', '.join(f'{k}={v!r}' for k, v in kwargs.items()) + ')'
 
 
 def _is_zoo_layout(keys) -> bool:

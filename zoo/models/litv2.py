@@ -281,6 +281,9 @@ FAMILY = register_family(Family(
     checkpoint_filter=checkpoint_filter_fn,
     docs_page='litv2.md',
     dense_out_norm='ln',
+    dense_ln_eps=1e-5,  # nn.LayerNorm
+    # the authors' mmdet backbone has norm1..3 (its first output has none), their mmseg backbone norm0..3
+    dense_norm_keys=('norm0', 'norm1', 'norm2', 'norm3'),
     static_hw='HiLo pads each stage-3 map to a multiple of its window with sizes computed in Python',
 ))
 

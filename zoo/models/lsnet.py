@@ -79,6 +79,19 @@ def relative_position_bias(table: torch.Tensor, resolution: int, H: int, W: int)
 torch.fx.wrap('relative_position_bias')
 
 
+def resized_bias_matrix(table: torch.Tensor, resolution: int, H: int, W: int) -> torch.Tensor:
+    """The (heads, H*W, H*W) attention bias of the authors' detection and segmentation backbones: the bias
+    matrix of the ``resolution`` x ``resolution`` grid, (heads, resolution**2, resolution**2), resized
+    bicubically as an image to (H*W, H*W), whatever the grid (the identity where H*W is resolution**2)."""
+    full = relative_position_bias(table, resolution, resolution, resolution)
+    return F.interpolate(full[None], size=[H * W, H * W], mode='bicubic', align_corners=False)[0]
+
+
+torch.fx.wrap('resized_bias_matrix')
+
+_BIAS_RESIZE = ('table', 'matrix')
+
+
 class SKA(nn.Module):
     """Small-kernel aggregation as a module, so benchmarks can count its multiply-adds."""
 
@@ -133,17 +146,20 @@ class LSConv(nn.Module):
 class Attention(nn.Module):
     """Multi-head attention on a feature map with a learned bias per head and per offset (|dy|, |dx|).
 
-    The bias table is learned for a ``resolution`` x ``resolution`` grid (4 x 4 at 224 px). A grid that
-    fits in it is indexed exactly; a larger grid resizes the table bicubically (as timm does for LeViT-style
-    biases), so any input size runs."""
+    The bias table is learned for a ``resolution`` x ``resolution`` grid (4 x 4 at 224 px). With
+    ``bias_resize='table'`` (the classifier), a grid that fits in it is indexed exactly and a larger grid resizes
+    the table bicubically (as timm does for LeViT-style biases), so any input size runs. ``'matrix'`` is the
+    authors' detection and segmentation backbones (a 14 x 14 table): the whole bias matrix of the table's grid
+    is resized to the grid's (:func:`resized_bias_matrix`)."""
     __jit_ignored_attributes__ = ['_bias_cache']  # eager only: a scripted model computes the bias on every call
 
-    def __init__(self, dim, key_dim, num_heads, attn_ratio, resolution):
+    def __init__(self, dim, key_dim, num_heads, attn_ratio, resolution, bias_resize: str = 'table'):
         super().__init__()
         self.num_heads = num_heads
         self.key_dim = key_dim
         self.val_dim = int(attn_ratio * key_dim)
         self.resolution = resolution
+        self.resize_matrix = bias_resize == 'matrix'
         qk_dim = key_dim * num_heads
         v_dim = self.val_dim * num_heads
         self.split = (qk_dim, qk_dim, v_dim)
@@ -163,17 +179,22 @@ class Attention(nn.Module):
         on every call)."""
         table = self.attention_biases
         if torch.jit.is_scripting():
-            return relative_position_bias(table, self.resolution, H, W)
+            return self._bias(table, H, W)
         if torch.fx._symbolic_trace.is_fx_symbolic_tracing():  # H and W are known when the graph runs
-            return relative_position_bias(table, self.resolution, H, W)
+            return self._bias(table, H, W)
         cache = not self.training and not torch.compiler.is_compiling()
         key = (H, W, table.device, table.dtype, table._version) if cache else None
         if cache and key in self._bias_cache:
             return self._bias_cache[key]
-        bias = relative_position_bias(table, self.resolution, H, W)
+        bias = self._bias(table, H, W)
         if cache:
             self._bias_cache = {key: bias.detach()}
         return bias
+
+    def _bias(self, table: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        if self.resize_matrix:
+            return resized_bias_matrix(table, self.resolution, H, W)
+        return relative_position_bias(table, self.resolution, H, W)
 
     def forward(self, x):
         B, _, H, W = x.shape
@@ -193,14 +214,15 @@ class LSNetBlock(nn.Module):
     last stage. Then a 2x FFN. Every mixer but RepVGGDW (whose shortcut is part of its merged kernel) and the
     FFN are residual branches with stochastic depth."""
 
-    def __init__(self, dim, key_dim, num_heads, attn_ratio, resolution, stage_idx, block_idx, drop_path=0.0):
+    def __init__(self, dim, key_dim, num_heads, attn_ratio, resolution, stage_idx, block_idx, drop_path=0.0,
+                 bias_resize='table'):
         super().__init__()
         if block_idx % 2 == 0:
             self.mixer = RepVGGDW(dim)
             self.se = SEModule(dim, rd_ratio=0.25)
         else:
             if stage_idx == 3:
-                self.mixer = Attention(dim, key_dim, num_heads, attn_ratio, resolution)
+                self.mixer = Attention(dim, key_dim, num_heads, attn_ratio, resolution, bias_resize)
             else:
                 self.mixer = LSConv(dim)
             self.se = nn.Identity()
@@ -218,14 +240,15 @@ class LSNetBlock(nn.Module):
 
 
 def _lsnet_stage(in_dim, dim, depth, key_dim, num_heads, attn_ratio, resolution, stage_idx,
-                 downsample=True, drop_path: Union[float, List[float]] = 0.0) -> Stage:
+                 downsample=True, drop_path: Union[float, List[float]] = 0.0, bias_resize='table') -> Stage:
     downsample = nn.Sequential(
         ConvBN(in_dim, in_dim, 3, 2, 1, groups=in_dim),
         ConvBN(in_dim, dim, 1),
     ) if downsample else None
     dpr = drop_path if isinstance(drop_path, (list, tuple)) else [drop_path] * depth
     return Stage(downsample, [
-        LSNetBlock(dim, key_dim, num_heads, attn_ratio, resolution, stage_idx, j, dpr[j]) for j in range(depth)])
+        LSNetBlock(dim, key_dim, num_heads, attn_ratio, resolution, stage_idx, j, dpr[j], bias_resize)
+        for j in range(depth)])
 
 
 class LSNet(BNLinearHead, StagedBackbone):
@@ -244,8 +267,18 @@ class LSNet(BNLinearHead, StagedBackbone):
             drop_rate: float = 0.0,
             drop_path_rate: float = 0.0,
             distillation: bool = False,
+            attn_resolution: Optional[int] = None,
+            attn_bias_resize: str = 'table',
     ):
+        """``attn_resolution``: the side of the last stage's attention-bias tables (default: its grid at
+        ``img_size``, 4 at 224 px); ``attn_bias_resize``: how a bias meets another grid, ``'table'`` or the
+        authors' dense backbones' ``'matrix'`` (see :class:`Attention`). Their detectors and segmentors use
+        ``attn_resolution=14, attn_bias_resize='matrix'``."""
         super().__init__()
+        if attn_bias_resize not in _BIAS_RESIZE:
+            raise ValueError(f'attn_bias_resize must be one of {_BIAS_RESIZE}, got {attn_bias_resize!r}')
+        if attn_resolution is not None and (not isinstance(attn_resolution, int) or attn_resolution < 1):
+            raise ValueError(f'attn_resolution must be a positive int (the bias table side), got {attn_resolution!r}')
         self.in_chans = in_chans
         self.drop_rate = drop_rate
         self.distillation = distillation
@@ -268,7 +301,8 @@ class LSNet(BNLinearHead, StagedBackbone):
                 resolution = (resolution - 1) // 2 + 1
             stages.append(_lsnet_stage(
                 in_dim, dim, depth[i], key_dim[i], num_heads[i], dim / (key_dim[i] * num_heads[i]),
-                resolution, stage_idx=i, downsample=i > 0, drop_path=dpr[i]))
+                attn_resolution or resolution, stage_idx=i, downsample=i > 0,
+                drop_path=dpr[i], bias_resize=attn_bias_resize))
             self.feature_info.append(dict(num_chs=dim, reduction=stem_stride * 2 ** i, module=f'stages.{i}'))
             in_dim = dim
         self.stages = nn.Sequential(*stages)
@@ -295,11 +329,29 @@ def _official_key(key: str) -> Optional[str]:
     return levit_unit_key(key)
 
 
+def _resize_bias_tables(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
+    """Attention-bias tables of another side than the model's (an ImageNet file, 4 x 4, into the detection
+    backbone's 14 x 14) resized bicubically as square images, as the authors' dense backbones do on loading."""
+    own = model.state_dict()
+    out = dict(state_dict)
+    for k, v in state_dict.items():
+        want = own.get(k)
+        if not k.endswith('attention_biases') or want is None or v.shape == want.shape or v.shape[0] != want.shape[0]:
+            continue
+        s1, s2 = math.isqrt(v.shape[1]), math.isqrt(want.shape[1])
+        if s1 * s1 == v.shape[1] and s2 * s2 == want.shape[1]:
+            grid = F.interpolate(v.reshape(1, -1, s1, s1).float(), size=[s2, s2], mode='bicubic', align_corners=False)
+            out[k] = grid.reshape(v.shape[0], s2 * s2).to(v.dtype)
+    return out
+
+
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
     """Official checkpoints (``{'model': ...}`` unwrapped by the loader, distilled ones included) and zoo
-    checkpoints both load; the result is checked against the model before anything is copied."""
+    checkpoints both load, their attention-bias tables resized to the model's side where it differs; the
+    result is checked against the model before anything is copied."""
     if 'stem.0.conv.weight' not in state_dict:
         state_dict = {new: v for k, v in state_dict.items() if (new := _official_key(k)) is not None}
+    state_dict = _resize_bias_tables(state_dict, model)
     return check_pretrained(distillation_head_for(state_dict, model), model)
 
 
@@ -332,6 +384,8 @@ FAMILY = register_family(Family(
     default_cfgs=default_cfgs,
     checkpoint_filter=checkpoint_filter_fn,
     docs_page='lsnet.md',
+    dense_norm_keys=(),  # the authors' mmdet / mmseg backbone: the classifier's trunk, no output norms
+    dense_model_kwargs=dict(attn_resolution=14, attn_bias_resize='matrix'),
 ))
 
 

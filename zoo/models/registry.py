@@ -53,9 +53,15 @@ class Family:
     timm_equivalents: zoo variant -> timm's model of the same architecture, where timm has one.
     dense_out_norm: the norm the authors' detection / segmentation backbone puts on each output ('ln', 'bn'
         or None).
+    dense_ln_eps: the epsilon of that norm where it is a LayerNorm (timm's and ConvNeXt's 1e-6; LITv2's
+        ``nn.LayerNorm``, 1e-5).
     dense_norm_keys: the names of the stages' output norms in the authors' detection / segmentation checkpoints
         (ConvNeXt's ``('norm0', 'norm1', 'norm2', 'norm3')``), where their backbone is the classifier's key layout
-        plus these norms; zoo.Backbone then loads those checkpoints (None: not mapped).
+        plus these norms (``()`` where it adds none; a norm absent from a file, as LITv2's detectors lack
+        ``norm0``, is simply not looked for); zoo.Backbone then loads those checkpoints (None: not mapped).
+    dense_model_kwargs: model arguments the authors' detection / segmentation backbone was built with where they
+        differ from the classifier's (LSNet's 14 x 14 attention-bias tables); zoo.Backbone loads the authors'
+        dense checkpoints only when built with them.
     static_hw: why an exported graph is fixed to one input size (None: height and width stay dynamic).
     """
     name: str
@@ -67,7 +73,9 @@ class Family:
     num_stages: int = 4
     timm_equivalents: Mapping[str, str] = dataclasses.field(default_factory=dict)
     dense_out_norm: Optional[str] = None
+    dense_ln_eps: float = 1e-6
     dense_norm_keys: Optional[Tuple[str, ...]] = None
+    dense_model_kwargs: Mapping[str, object] = dataclasses.field(default_factory=dict)
     static_hw: Optional[str] = None
     variants: Dict[str, Callable] = dataclasses.field(default_factory=dict, init=False, repr=False)
 

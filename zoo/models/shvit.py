@@ -292,6 +292,7 @@ FAMILY = register_family(Family(
     docs_page='shvit.md',
     num_stages=3,
     timm_equivalents={f'shvit_s{i}': f'shvit_s{i}' for i in range(1, 5)},
+    dense_norm_keys=(),  # the authors' mmdet backbone: the classifier's trunk, no output norms
 ))
 
 
