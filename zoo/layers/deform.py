@@ -40,8 +40,10 @@ def deform_conv(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, bia
     if dtype != torch.float32 and dtype != torch.float64:
         x, offset, weight = x.float(), offset.float(), weight.float()
         bias = bias.float() if bias is not None else None
-    finite = torch.isfinite(offset).all(dim=1, keepdim=True)
-    out = deform_conv2d(x, offset.nan_to_num(0.0, 0.0, 0.0), weight, bias, stride, padding, dilation)
+    ok = torch.isfinite(offset)
+    finite = ok.all(dim=1, keepdim=True)
+    # non-finite offsets zeroed by a where (nan_to_num has no OpenVINO conversion)
+    out = deform_conv2d(x, torch.where(ok, offset, torch.zeros_like(offset)), weight, bias, stride, padding, dilation)
     return out.masked_fill(~finite, float('nan')).to(dtype)
 
 
