@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from zoo.measure.forms import RUNTIMES  # noqa: E402
+from zoo.deploy.runtimes import FLOAT_RUNTIMES  # noqa: E402
 from zoo.train.predict import predict  # noqa: E402
 from zoo.train.validate import add_weights_arguments  # noqa: E402
 
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_weights_arguments(p)
     p.add_argument('--topk', type=int, default=5)
     p.add_argument('--deploy', action='store_true', help='the deploy form (zoo.reparameterize)')
-    p.add_argument('--runtime', default='eager', choices=RUNTIMES)
+    p.add_argument('--runtime', default='eager', choices=FLOAT_RUNTIMES)
     p.add_argument('--batch-size', '-b', type=int, default=16)
     p.add_argument('--json', default='', help='write the predictions to this file as JSON (- for standard output)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')

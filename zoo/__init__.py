@@ -12,12 +12,12 @@ The package reads bottom-up (docs/design.md): ``patches`` (third-party patches) 
 from .weights import CheckpointError, CheckpointMismatchError, ChecksumMismatchError, read_checkpoint
 from .models import (NAMESPACE, Family, UnknownModelError, create_model, families, family_of, list_models,
                      load_checkpoint, register_family, timm_name)
-from .deploy import reparameterize
+from .deploy import quantize, reparameterize
 
 __version__ = '0.1.0'
 
 __all__ = [
     'NAMESPACE', 'CheckpointError', 'CheckpointMismatchError', 'ChecksumMismatchError', 'Family', 'UnknownModelError',
     'create_model', 'families', 'family_of', 'list_models', 'load_checkpoint', 'read_checkpoint', 'register_family',
-    'reparameterize', 'timm_name',
+    'quantize', 'reparameterize', 'timm_name',
 ]

@@ -11,6 +11,7 @@ import torch
 from tqdm import tqdm
 
 from .counting import count_flops, count_params, peak_memory
+from ..deploy.runtimes import PRECISION
 from .forms import FORMS, PEER_FORMS, RUNTIMES, build_in_form, in_runtime, timm_equivalent
 from .timing import gemm_peak, interleaved_latency, with_autocast
 
@@ -32,9 +33,11 @@ class BenchmarkRow:
     latency_ms: float  # batch 1, median
     throughput: float  # images/s at batch_size, median
     batch_size: int
-    runtime: str = 'eager'  # 'eager', 'compiled' (torch.compile, inductor) or 'onnx' (ONNX Runtime)
+    # 'eager', 'compiled' (torch.compile, inductor), 'onnx' (ONNX Runtime), or one of zoo.deploy.runtimes' others:
+    # 'bf16', 'int8-inductor', 'int8-ort', 'openvino', 'openvino-int8', 'executorch', 'executorch-int8'
+    runtime: str = 'eager'
     device: str = 'cpu'
-    dtype: str = 'fp32'  # 'fp16' / 'bf16': autocast (AMP) on a GPU
+    dtype: str = 'fp32'  # 'fp16' / 'bf16': autocast (AMP) on a GPU; on the CPU the runtime's precision (bf16, int8)
     gflops_per_s: float = 0.  # achieved at batch_size: gflops x throughput
     peak_fraction: float = 0.  # gflops_per_s / the measured GEMM peak
     peak_mem_mb: Optional[float] = None  # activations at batch_size (eager on CPU; any PyTorch runtime on GPU)
@@ -78,8 +81,9 @@ def benchmark(
     if unknown:
         raise ValueError(f'unknown forms / runtimes {unknown}: forms are {FORMS}, runtimes {RUNTIMES}, '
                          f'peer forms {PEER_FORMS}')
-    if device != 'cpu' and 'onnx' in runtimes:
-        raise ValueError("runtime 'onnx' is measured on the CPU only (onnxruntime's CPU provider)")
+    cpu_only = sorted(set(runtimes) - {'eager', 'compiled'})
+    if device != 'cpu' and cpu_only:
+        raise ValueError(f'runtimes {cpu_only} are measured on the CPU only')
     if amp is not None and device == 'cpu':
         raise ValueError('amp is for a GPU; on the CPU the tool measures fp32')
     torch.set_num_threads(threads)
@@ -114,12 +118,12 @@ def benchmark(
             for (name, form, runtime, paired), fn, lat, bt in zip(jobs, built, latency, batch_time):
                 params, gflops = counted[name, form]
                 mem = None
-                if memory and runtime != 'onnx' and (device != 'cpu' or runtime == 'eager'):
+                if memory and (runtime == 'eager' or (device != 'cpu' and runtime == 'compiled')):
                     mem = peak_memory(fn, xb) / 2 ** 20
                 rows.append(BenchmarkRow(
                     model=name, form=form, params=params, gflops=gflops, img_size=img_size, latency_ms=1e3 * lat,
                     throughput=batch_size / bt, batch_size=batch_size, runtime=runtime, device=device,
-                    dtype=_DTYPE_NAMES[amp], gflops_per_s=gflops * batch_size / bt,
+                    dtype=_DTYPE_NAMES[amp] if amp else PRECISION[runtime], gflops_per_s=gflops * batch_size / bt,
                     peak_fraction=gflops * batch_size / bt / peak, peak_mem_mb=mem, paired_with=paired))
             del built, modules
             if runtimes != ('eager',):

@@ -1,16 +1,15 @@
 """What is measured: a model in a form (train, deploy, deploy with unfused attention, deploy with its fused
 activations unchecked for NaN, timm's model as built or
-on channels-last storage) and in a runtime (eager, ``torch.compile``, ONNX Runtime), and the timm peers a
-zoo model is compared with."""
-import os
-import warnings
+on channels-last storage) and in a runtime (eager, ``torch.compile``, ONNX Runtime, bf16, int8, OpenVINO,
+ExecuTorch: ``zoo.deploy.runtimes``), and the timm peers a zoo model is compared with."""
 from typing import Callable, Optional
 
 import timm
 import torch
 import torch.nn as nn
 
-from ..deploy import export_onnx, reparameterize
+from ..deploy import reparameterize
+from ..deploy.runtimes import RUNTIMES, deployed
 from ..layers import naive_attention, unchecked_activations
 from ..models import family_of, timm_name
 
@@ -20,7 +19,6 @@ __all__ = ['FORMS', 'PEER_FORMS', 'RUNTIMES', 'PEERS', 'ChannelsLast', 'Unchecke
 FORMS = ('train', 'deploy', 'unfused', 'unchecked')
 # a timm model: in timm's deploy form as built, or with its weights and inputs in channels-last storage
 PEER_FORMS = ('timm', 'timm-cl')
-RUNTIMES = ('eager', 'compiled', 'onnx')
 # timm models a user would pick instead of a zoo model: the zoo's families as timm has them, and efficient peers
 PEERS = ('convnext_atto', 'inception_next_atto', 'shvit_s1', 'fasternet_t0', 'repvit_m1_0', 'fastvit_t8',
          'efficientvit_m5', 'efficientvit_b0', 'mobilenetv3_large_100')
@@ -87,36 +85,11 @@ def build_in_form(name: str, form: str) -> nn.Module:
     return Unfused(reparameterize(model)) if form == 'unfused' else model
 
 
-class _OnnxRuntime:
-    """A model exported to ONNX (dynamic batch) and run by an onnxruntime CPU session with ``threads`` threads,
-    called like the model."""
-
-    def __init__(self, model: nn.Module, img_size: int, threads: int, workdir: str):
-        import onnxruntime as ort
-
-        path = os.path.join(workdir, f'{id(model)}.onnx')
-        with warnings.catch_warnings():  # the tracer's notes on Python values it freezes (sizes, here fixed)
-            warnings.simplefilter('ignore')
-            export_onnx(model, path, (3, img_size, img_size), dynamic_hw=False)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # onnxruntime's threads spin for a while after each run by default: taking turns with PyTorch models
-        # on the same cores, the spinning would be charged to whichever model runs next
-        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-        self.session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-        self.input = self.session.get_inputs()[0].name
-
-    def __call__(self, x: torch.Tensor):
-        return self.session.run(None, {self.input: x.numpy()})[0]
-
-
-def in_runtime(model: nn.Module, runtime: str, img_size: int, threads: int, workdir: str) -> Callable:
-    if runtime == 'compiled':
-        return torch.compile(model, dynamic=False)
-    if runtime == 'onnx':
-        return _OnnxRuntime(model, img_size, threads, workdir)
-    return model
+def in_runtime(model: nn.Module, runtime: str, img_size, threads: int, workdir: str) -> Callable:
+    """``model`` in ``runtime`` (:data:`RUNTIMES`) for inputs of ``img_size`` (an int: square, or (H, W)); the
+    int8 runtimes calibrate on random images (timing, not accuracy: see ``tools/quantize.py``)."""
+    h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
+    return deployed(model, runtime, (3, h, w), workdir, threads=threads)
 
 
 def timm_equivalent(name: str) -> Optional[str]:

@@ -16,7 +16,8 @@ from timm.data.readers.img_extensions import get_img_extensions
 from tqdm import tqdm
 
 from ..deploy import reparameterize
-from ..measure.forms import RUNTIMES, in_runtime
+from ..deploy.runtimes import FLOAT_RUNTIMES
+from ..measure.forms import in_runtime
 from .checkpoint import build_evaluated_model, resolve_weights
 from .data import DatasetError, unreadable_image
 from .engine import eval_transform
@@ -76,8 +77,8 @@ def predict(inputs: Sequence[str], model_name: Optional[str] = None, checkpoint:
     'prob'}, ...]}``, the ``topk`` most probable classes first (softmax over the logits). The model and its
     weights come as in ``tools/validate.py``: a training checkpoint of ``tools/train.py`` names its model, a zoo
     or official file needs ``model_name``, no checkpoint is random init."""
-    if runtime not in RUNTIMES:
-        raise ValueError(f'runtime={runtime!r} is not allowed; runtime must be one of {", ".join(RUNTIMES)}')
+    if runtime not in FLOAT_RUNTIMES:  # (the int8 runtimes need calibration images: tools/quantize.py)
+        raise ValueError(f'runtime={runtime!r} is not allowed; runtime must be one of {", ".join(FLOAT_RUNTIMES)}')
     for name, value in (('topk', topk), ('batch_size', batch_size)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f'{name}={value!r} is not allowed; {name} must be a positive integer')
@@ -89,11 +90,9 @@ def predict(inputs: Sequence[str], model_name: Optional[str] = None, checkpoint:
     labels = _class_names(source.class_names, source.num_classes)
     transform = eval_transform(data_config)
     _, height, width = data_config['input_size']
-    if runtime == 'onnx' and height != width:
-        raise ValueError(f'runtime onnx exports square inputs; the model takes {height}x{width}: pass --img-size')
     results: List[Dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as workdir, torch.no_grad():
-        run = in_runtime(model, runtime, width, torch.get_num_threads(), workdir)
+        run = in_runtime(model, runtime, (height, width), torch.get_num_threads(), workdir)
         starts = range(0, len(paths), batch_size)
         for start in tqdm(starts, desc='predict', unit='batch', disable=not progress or len(starts) < 2):
             chunk = paths[start:start + batch_size]

@@ -1,0 +1,262 @@
+"""The deploy runtimes (zoo.deploy.runtimes) on each family's smallest variant: OpenVINO and ExecuTorch in fp32
+against eager, bf16 autocast, int8 (PT2E for inductor and XNNPACK, ONNX Runtime QDQ, NNCF), Core ML's
+converted program; the files load back, and a runtime that cannot run a family says which operation."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import zoo
+from zoo.deploy import export_and_check
+from zoo.deploy import runtimes as rt
+
+from conftest import SMALLEST, randomize_norms
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIZE = (3, 64, 64)
+# what the pinned ExecuTorch (1.0.1) XNNPACK delegate cannot run: it returns a (B, C, 1, 1) map with its
+# dimensions permuted (FasterNet's head, SHViT's squeeze-excite), and the runtime names the failing step
+EXECUTORCH_FAILS = {'fasternet_t0': 'Failed to resize output tensor for XNNExecutor',
+                    'shvit_s1': 'Failed to resize output tensor for XNNExecutor'}
+# what coremltools (9.0) cannot convert: LITv2's non-finite check before its deformable conv, LSNet's
+# multiply-add of its per-pixel kernels (and, given a converter for that, its rank-6 kernel layout)
+COREML_FAILS = {'litv2_s': 'isfinite', 'lsnet_t': 'addcmul'}
+
+
+def _tiered(fast):
+    """Every family's smallest variant; those in ``fast`` in the fast tier, the others ``slow``."""
+    return [n if n in fast else pytest.param(n, marks=pytest.mark.slow) for n in SMALLEST]
+
+
+def _model(name, seed=0):
+    torch.manual_seed(seed)
+    return randomize_norms(zoo.create_model(name, num_classes=10), seed).eval()
+
+
+def _inputs(n=2, seed=1):
+    return torch.randn(n, *SIZE, generator=torch.Generator().manual_seed(seed))
+
+
+def _close(got, want, tol=1e-4):
+    scale = max(1.0, want.abs().max().item())
+    assert (got - want).abs().max().item() <= tol * scale, (got - want).abs().max().item()
+
+
+@pytest.mark.parametrize('name', _tiered({'fasternet_t0', 'litv2_s'}))
+def test_openvino_fp32_matches_eager_and_loads_back(name, tmp_path):
+    model = _model(name)
+    x = _inputs()
+    with torch.no_grad():
+        want = model(x)
+    info = rt.export_openvino(model, str(tmp_path / f'{name}.xml'), SIZE)
+    assert os.path.exists(tmp_path / f'{name}.bin') and info['precision'] == 'fp32'
+    _close(rt.openvino_runner(info['path'], threads=1)(x), want)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', ['lsnet_t', 'convnext_atto', 'shvit_s1'])
+def test_executorch_fp32_matches_eager_or_names_the_failure(name, tmp_path):
+    model = _model(name)
+    x = _inputs(1)
+    with torch.no_grad():
+        want = model(x)
+    path = str(tmp_path / f'{name}.pte')
+    rt.export_executorch(model, path, SIZE)
+    run = rt.executorch_runner(path, threads=1)
+    if name in EXECUTORCH_FAILS:
+        with pytest.raises(rt.UnsupportedByRuntime, match=EXECUTORCH_FAILS[name]):
+            run(x)
+    else:
+        _close(run(x), want)
+
+
+def test_executorch_refuses_fasternet_naming_the_step(tmp_path):
+    """The fast tier's ExecuTorch check: a program that fails names the delegate's failing step."""
+    for name in ('fasternet_t0',):
+        model = _model(name)
+        x = _inputs(1)
+        path = str(tmp_path / f'{name}.pte')
+        rt.export_executorch(model, path, SIZE)
+        run = rt.executorch_runner(path, threads=1)
+        if name in EXECUTORCH_FAILS:
+            with pytest.raises(rt.UnsupportedByRuntime, match=f"ExecuTorch cannot run .*{EXECUTORCH_FAILS[name]}"):
+                run(x)
+        else:
+            with torch.no_grad():
+                _close(run(x), model(x))
+
+
+@pytest.mark.parametrize('name', SMALLEST)
+def test_bf16_autocast_error_is_bounded(name):
+    """bf16 autocast (docs/deploy.md gives each family's error on the digits): logits within 5% of their range
+    of fp32's, and the same class for nearly every input."""
+    model = _model(name)
+    x = _inputs(8)
+    with torch.no_grad():
+        want = model(x)
+    got = rt.bf16_runner(model)(x)
+    assert got.dtype == torch.float32
+    span = (want.max() - want.min()).item()
+    assert (got - want).abs().max().item() <= 0.05 * span
+    assert (got.argmax(-1) == want.argmax(-1)).float().mean().item() >= 0.75
+
+
+def _cosine(a, b):
+    return F.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
+
+
+@pytest.mark.parametrize('name', _tiered({'fasternet_t0'}))
+def test_int8_onnxruntime_follows_fp32(name, tmp_path):
+    """ONNX Runtime's QDQ file loads back and gives logits of cosine similarity >= 0.98 to fp32's on held-out
+    inputs of the calibration distribution; convolutions and weight products are quantized, attention
+    products stay float."""
+    model = _model(name)
+    calibration = rt.calibration_batches(None, SIZE, 16, 8)
+    x = _inputs(4)
+    with torch.no_grad():
+        want = model(x)
+    row = export_and_check(name, str(tmp_path), model=model, input_size=SIZE, format='int8-ort',
+                           calibration=calibration)
+    assert row['size_mb'] > 0 and row['precision'] == 'int8'
+    assert _cosine(rt._OnnxSession(row['path'], 1)(x), want) >= 0.98
+    import onnx
+    graph = onnx.load(row['path']).graph
+    assert {'QuantizeLinear', 'DequantizeLinear'} <= {n.op_type for n in graph.node}
+    if name in ('biformer_t', 'litv2_s', 'shvit_s1'):  # their attention's products are left float
+        assert row['float_matmuls'] > 0
+
+
+@pytest.mark.parametrize('name', ['fasternet_t0', pytest.param('biformer_t', marks=pytest.mark.slow)])
+def test_int8_openvino_nncf_follows_fp32(name, tmp_path):
+    model = _model(name)
+    calibration = rt.calibration_batches(None, SIZE, 16, 8)
+    x = _inputs(4)
+    path = str(tmp_path / f'{name}.int8.xml')
+    rt.export_openvino(model, path, SIZE, calibration)
+    with torch.no_grad():
+        assert _cosine(rt.openvino_runner(path, 1)(x), model(x)) >= 0.98
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', ['lsnet_t', 'litv2_s'])
+def test_int8_pt2e_inductor_follows_fp32_and_loads_back(name, tmp_path):
+    graph, x = _check_pt2e(name, tmp_path)
+    with torch.no_grad():
+        reference = graph(x)
+    # oneDNN's int8 kernels (torch.compile with freezing) against the reference numerics
+    _close(rt.compile_int8(graph)(x), reference, tol=2e-2)
+
+
+def test_int8_pt2e_inductor_on_fasternet(tmp_path):
+    """The fast tier's PT2E check (FasterNet-T0), without the minute of compiling."""
+    _check_pt2e('fasternet_t0', tmp_path)
+
+
+def _check_pt2e(name, tmp_path):
+    """PT2E with the x86 inductor quantizer: every convolution and Linear int8, the rest float; the converted
+    graph (quantize / dequantize around float kernels) gives logits close to fp32's, and the saved .pt2
+    program loads back to the same outputs."""
+    model = _model(name)
+    calibration = rt.calibration_batches(None, SIZE, 16, 8)
+    x = _inputs(4)
+    with torch.no_grad():
+        want = model(x)
+    graph = zoo.quantize(model, calibration, backend='x86-inductor')
+    summary = rt.quantization_summary(graph)
+    assert summary['int8'] and not summary['float'].get('linear') and not summary['float'].get('conv2d')
+    with torch.no_grad():
+        reference = graph(x)
+    assert _cosine(reference, want) >= 0.98
+    row = export_and_check(name, str(tmp_path), model=model, input_size=SIZE, format='int8-inductor',
+                           calibration=calibration)
+    loaded = torch.export.load(row['path']).module()
+    with torch.no_grad():
+        _close(loaded(x), reference, tol=1e-5)
+    return graph, x
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', ['lsnet_t', 'shvit_s1'])
+def test_int8_executorch(name, tmp_path):
+    """XNNPACK int8 (symmetric per-channel PT2E) lowered to a .pte that runs; SHViT's graph is one the pinned
+    partitioner cannot split, which the export says."""
+    model = _model(name)
+    calibration = rt.calibration_batches(None, SIZE, 16, 8)
+    x = _inputs(1)
+    path = str(tmp_path / f'{name}.int8.pte')
+    if name == 'shvit_s1':
+        with pytest.raises(AssertionError, match='dependency cycles'):
+            rt.export_executorch(model, path, SIZE, 1, calibration)
+        return
+    rt.export_executorch(model, path, SIZE, 1, calibration)
+    with torch.no_grad():
+        assert _cosine(rt.executorch_runner(path, 1)(x), model(x)) >= 0.98
+
+
+@pytest.mark.parametrize('name', _tiered({'fasternet_t0', 'litv2_s'}))
+def test_coreml_program_converts_or_names_the_operation(name, tmp_path):
+    """Core ML predicts only on macOS: the saved ML Program is read back and checked (input, output, its
+    operations: every convolution and matrix product converted, no op left unconverted); LITv2's non-finite
+    check has no Core ML operation, which the error names."""
+    model = _model(name)
+    path = str(tmp_path / f'{name}.mlpackage')
+    if name in COREML_FAILS:
+        with pytest.raises(rt.UnsupportedByRuntime, match=COREML_FAILS[name]):
+            rt.export_coreml(model, path, SIZE)
+        return
+    info = rt.export_coreml(model, path, SIZE)
+    assert info['spec_type'] == 'mlProgram'
+    assert list(info['inputs'].values()) == [(1, *SIZE)] and list(info['outputs'].values()) == [(1, 10)]
+    assert info['ops'].get('conv', 0) + info['ops'].get('linear', 0) + info['ops'].get('matmul', 0) > 0
+    assert rt.inspect_coreml(path) == {k: info[k] for k in ('spec_type', 'inputs', 'outputs', 'ops')}
+
+
+def test_bad_arguments_are_named(tmp_path):
+    model = _model('lsnet_t')
+    with pytest.raises(ValueError, match="backend must be one of .*got 'arm'"):
+        zoo.quantize(model, [torch.randn(1, *SIZE)], backend='arm')
+    with pytest.raises(ValueError, match='at least one batch'):
+        zoo.quantize(model, [])
+    with pytest.raises(FileNotFoundError, match='calibration directory'):
+        rt.calibration_batches(str(tmp_path / 'none'), SIZE)
+    with pytest.raises(ValueError, match="runtime 'tensorrt' is not one of"):
+        rt.deployed(model, 'tensorrt', SIZE, str(tmp_path))
+
+
+def _image_folder(root, classes=2, per_class=6, size=40):
+    g = np.random.default_rng(0)
+    for c in range(classes):
+        os.makedirs(root / str(c), exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(g.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root / str(c) / f'{i}.png')
+    return root
+
+
+@pytest.mark.slow
+def test_tools_quantize_and_export_cli(tmp_path):
+    """tools/quantize.py measures top-1 and errors of several runtimes on an ImageFolder; tools/export.py
+    writes an OpenVINO int8 model calibrated on a folder, and a Core ML package."""
+    data = _image_folder(tmp_path / 'data')
+    ckpt = tmp_path / 'fasternet_t0.pth'
+    model = _model('fasternet_t0')
+    model.reset_classifier(2)
+    torch.save(model.state_dict(), ckpt)
+    out = subprocess.run([sys.executable, os.path.join(ROOT, 'tools', 'quantize.py'), '--model', 'fasternet_t0',
+                          '--num-classes', '2', '--checkpoint', str(ckpt), '--calibration', str(data), '--val',
+                          str(data), '--runtimes', 'eager', 'int8-ort', 'openvino', '--threads', '1',
+                          '--markdown', str(tmp_path / 'table.md')], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    table = (tmp_path / 'table.md').read_text()
+    assert '| fasternet_t0 | int8-ort | int8 |' in table and '| fasternet_t0 | openvino | fp32 |' in table
+    out = subprocess.run([sys.executable, os.path.join(ROOT, 'tools', 'export.py'), '--model', 'fasternet_t0',
+                          '--format', 'openvino-int8', '--calibration', str(data), '--calibration-images', '8',
+                          '--size', '64', '64', '--out', str(tmp_path / 'exports')], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert 'int8 (accuracy: tools/quantize.py)' in out.stdout
+    assert (tmp_path / 'exports' / 'fasternet_t0.int8.xml').exists()
