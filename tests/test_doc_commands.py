@@ -335,6 +335,12 @@ def _check_validate(cmd, args):
         _check_models(cmd, [ns.model], exact=True)
 
 
+def _check_quantize(cmd, args):
+    ns = _parse(cmd, _tool('quantize').build_parser().parse_args, args, 'tools/quantize.py')
+    if ns is not None and ns.model:
+        _check_models(cmd, [ns.model], exact=True)
+
+
 def _check_predict(cmd, args):
     ns = _parse(cmd, _tool('predict').build_parser().parse_args, args, 'tools/predict.py')
     if ns is not None and ns.model:
@@ -366,6 +372,7 @@ TOOL_CHECKS: Dict[str, Callable[[Command, List[str]], None]] = {
     'benchmark.py': _check_benchmark,
     'convert_checkpoint.py': _check_convert,
     'export.py': _check_export,
+    'quantize.py': _check_quantize,
     'make_digits.py': lambda cmd, args: _parse(cmd, _tool('make_digits').build_parser().parse_args, args,
                                                'tools/make_digits.py'),
     'make_docs.py': lambda cmd, args: _parse(cmd, _tool('make_docs').parse_args, args, 'tools/make_docs.py'),

@@ -63,8 +63,8 @@ def _val_batches(root, transform, batch_size):
 def _file_mb(path):
     if not path:
         return None
-    from zoo.deploy.export import _size
-    return _size(path) / 2 ** 20
+    from zoo.deploy.export import file_size
+    return file_size(path) / 2 ** 20
 
 
 def main(argv=None):

@@ -17,8 +17,8 @@ import torch.nn as nn
 from ..models import create_model, family_of
 from .reparam import reparameterize
 
-__all__ = ['static_hw_reason', 'OPSET', 'FORMATS', 'INT8_FORMATS', 'export_onnx', 'check_onnx', 'export_program', 'export_torchscript',
-           'check_saved', 'export_and_check']
+__all__ = ['static_hw_reason', 'OPSET', 'FORMATS', 'INT8_FORMATS', 'export_onnx', 'check_onnx', 'export_program',
+           'export_torchscript', 'check_saved', 'check_inputs', 'file_size']
 
 # what tools/export.py writes: ONNX (checked in onnxruntime), a torch.export ExportedProgram (.pt2) or a traced
 # TorchScript module (.pt), the last two checked by loading them back; and the runtimes of zoo.deploy.runtimes:
@@ -145,79 +145,9 @@ def check_inputs(input_size: Tuple[int, int, int], dynamic_hw: bool, seed: int =
     return [torch.randn(*s, generator=g) for s in shapes]
 
 
-def export_and_check(name: str, out_dir: str, deploy: bool = True, checkpoint: Optional[str] = None,
-                     input_size: Optional[Tuple[int, int, int]] = None, dynamic_hw: Optional[bool] = None,
-                     opset: int = OPSET, model: Optional[nn.Module] = None, format: str = 'onnx',
-                     calibration: Optional[Sequence[torch.Tensor]] = None) -> Dict[str, object]:
-    """Build ``name`` (weights from ``checkpoint`` if given), take its deploy form, export it in ``format`` (a
-    :data:`FORMATS` key) and compare the exported model's outputs with PyTorch's (``max_abs_err``; Core ML,
-    which predicts only on macOS, is inspected instead: ``coreml``). The int8 formats calibrate on
-    ``calibration`` (batches of images; random ones when None, which says nothing of accuracy). ``model``
-    replaces the built model (tests pass one with non-trivial weights)."""
-    if format not in FORMATS:
-        raise ValueError(f'unknown export format {format!r}; one of {sorted(FORMATS)}')
-    if model is None:
-        model = create_model(name, pretrained=bool(checkpoint),
-                             **(dict(pretrained_cfg_overlay=dict(file=checkpoint)) if checkpoint else {}))
-    model = model.eval()
-    if deploy:
-        model = reparameterize(model)
-    input_size = tuple(input_size or model.pretrained_cfg.get('input_size', (3, 224, 224)))
-    path = os.path.join(out_dir, f'{name}{"" if deploy else ".train"}{FORMATS[format]}')
-    row = dict(model=name, form='deploy' if deploy else 'train', format=format)
-    if format in ('onnx', 'torch.export', 'torchscript'):
-        if format == 'onnx':
-            row.update(export_onnx(model, path, input_size, dynamic_hw, opset))
-            row['max_abs_err'] = check_onnx(model, path, check_inputs(input_size, row['dynamic_hw']))
-        else:
-            row.update((export_program if format == 'torch.export' else export_torchscript)(model, path, input_size))
-            row['max_abs_err'] = check_saved(model, path, check_inputs(input_size, False))
-    else:
-        row.update(_export_runtime(model, path, input_size, format, calibration))
-    row['size_mb'] = _size(path) / 2 ** 20
-    return row
-
-
-def _size(path: str) -> int:
+def file_size(path: str) -> int:
     """Bytes of an exported model: the file, with OpenVINO's weights (.bin), or a Core ML package directory."""
     if os.path.isdir(path):
         return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
     extra = path[:-len('.xml')] + '.bin' if path.endswith('.xml') else None
     return os.path.getsize(path) + (os.path.getsize(extra) if extra and os.path.exists(extra) else 0)
-
-
-def _export_runtime(model: nn.Module, path: str, input_size, format: str, calibration) -> Dict[str, object]:
-    from . import runtimes as rt
-    if format in INT8_FORMATS and calibration is None:
-        calibration = rt.calibration_batches(None, input_size, 32, 16)
-    row = dict(path=path, dynamic_hw=False, input_size=tuple(input_size),
-               precision='int8' if format in INT8_FORMATS else ('fp16' if format == 'coreml' else 'fp32'))
-    inputs = check_inputs(input_size, False)
-    if format == 'int8-inductor':
-        graph = rt.quantize(model, calibration, 'x86-inductor')
-        batch = torch.export.Dim('batch', min=1, max=4096)
-        with torch.no_grad():
-            program = torch.export.export(graph, (torch.randn(2, *input_size),), dynamic_shapes=({0: batch},))
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        torch.export.save(program, path)
-        row['max_abs_err'] = check_saved(model, path, inputs)
-    elif format == 'int8-ort':
-        import tempfile
-        with tempfile.TemporaryDirectory() as tmp:
-            fp32 = os.path.join(tmp, 'model.onnx')
-            export_onnx(rt.plain_layout(model), fp32, input_size, dynamic_hw=False)
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            row['float_matmuls'] = len(rt.quantize_onnx(fp32, path, calibration))
-        row['max_abs_err'] = check_onnx(model, path, inputs)
-    elif format in ('openvino', 'openvino-int8'):
-        rt.export_openvino(model, path, input_size, calibration if format == 'openvino-int8' else None)
-        row['max_abs_err'] = _max_abs_error(model, rt.openvino_runner(path), inputs, f'{path}: OpenVINO')
-    elif format in ('executorch', 'executorch-int8'):
-        rt.export_executorch(model, path, input_size, 1, calibration if format == 'executorch-int8' else None)
-        run = rt.executorch_runner(path)
-        row['max_abs_err'] = _max_abs_error(model, run, [x for x in inputs if len(x) == 1], f'{path}: ExecuTorch')
-    else:  # coreml
-        info = rt.export_coreml(model, path, input_size)
-        row['coreml'] = info
-        row['max_abs_err'] = None
-    return row

@@ -33,12 +33,15 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from ..models import create_model
+from .export import (FORMATS, INT8_FORMATS, OPSET, _max_abs_error, check_inputs, check_onnx, check_saved,
+                     export_onnx, export_program, export_torchscript, file_size)
 from .reparam import foldable_modules, reparameterize
 
 __all__ = ['QUANT_BACKENDS', 'UnsupportedByRuntime', 'plain_layout', 'calibration_batches', 'quantize',
            'quantization_summary', 'compile_int8', 'quantize_onnx', 'export_openvino', 'openvino_runner',
            'export_executorch', 'executorch_runner', 'export_coreml', 'inspect_coreml', 'bf16_runner',
-           'FLOAT_RUNTIMES', 'INT8_RUNTIMES', 'RUNTIMES', 'PRECISION', 'deployed']
+           'FLOAT_RUNTIMES', 'INT8_RUNTIMES', 'RUNTIMES', 'PRECISION', 'deployed', 'export_for_runtime', 'export_and_check']
 
 QUANT_BACKENDS = ('x86-inductor', 'xnnpack')
 
@@ -462,7 +465,6 @@ def deployed(model: nn.Module, runtime: str, input_size: Tuple[int, int, int], w
     elif runtime == 'int8-inductor':
         fn = compile_int8(quantize(model, calibration, 'x86-inductor'))
     elif runtime in ('onnx', 'int8-ort'):
-        from .export import export_onnx
         import warnings
         path = stem + '.onnx'
         with warnings.catch_warnings():  # the tracer's notes on Python values it freezes (sizes, here fixed)
@@ -489,3 +491,73 @@ class _Called:
 
     def __call__(self, x):
         return self.fn(x)
+
+
+def export_for_runtime(model: nn.Module, path: str, input_size, format: str, calibration) -> Dict[str, object]:
+    """``export_and_check`` for the runtimes' formats: export ``model`` (its deploy form) for ``format`` and
+    compare the result, run back, with PyTorch (Core ML: inspected)."""
+    if format in INT8_FORMATS and calibration is None:
+        calibration = calibration_batches(None, input_size, 32, 16)
+    row = dict(path=path, dynamic_hw=False, input_size=tuple(input_size),
+               precision='int8' if format in INT8_FORMATS else ('fp16' if format == 'coreml' else 'fp32'))
+    inputs = check_inputs(input_size, False)
+    if format == 'int8-inductor':
+        graph = quantize(model, calibration, 'x86-inductor')
+        batch = torch.expoDim('batch', min=1, max=4096)
+        with torch.no_grad():
+            program = torch.expoexport(graph, (torch.randn(2, *input_size),), dynamic_shapes=({0: batch},))
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        torch.exposave(program, path)
+        row['max_abs_err'] = check_saved(model, path, inputs)
+    elif format == 'int8-ort':
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            fp32 = os.path.join(tmp, 'model.onnx')
+            export_onnx(plain_layout(model), fp32, input_size, dynamic_hw=False)
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            row['float_matmuls'] = len(quantize_onnx(fp32, path, calibration))
+        row['max_abs_err'] = check_onnx(model, path, inputs)
+    elif format in ('openvino', 'openvino-int8'):
+        export_openvino(model, path, input_size, calibration if format == 'openvino-int8' else None)
+        row['max_abs_err'] = _max_abs_error(model, openvino_runner(path), inputs, f'{path}: OpenVINO')
+    elif format in ('executorch', 'executorch-int8'):
+        export_executorch(model, path, input_size, 1, calibration if format == 'executorch-int8' else None)
+        run = executorch_runner(path)
+        row['max_abs_err'] = _max_abs_error(model, run, [x for x in inputs if len(x) == 1], f'{path}: ExecuTorch')
+    else:  # coreml
+        info = export_coreml(model, path, input_size)
+        row['coreml'] = info
+        row['max_abs_err'] = None
+    return row
+
+
+def export_and_check(name: str, out_dir: str, deploy: bool = True, checkpoint: Optional[str] = None,
+                     input_size: Optional[Tuple[int, int, int]] = None, dynamic_hw: Optional[bool] = None,
+                     opset: int = OPSET, model: Optional[nn.Module] = None, format: str = 'onnx',
+                     calibration: Optional[Sequence[torch.Tensor]] = None) -> Dict[str, object]:
+    """Build ``name`` (weights from ``checkpoint`` if given), take its deploy form, export it in ``format`` (a
+    :data:`FORMATS` key) and compare the exported model's outputs with PyTorch's (``max_abs_err``; Core ML,
+    which predicts only on macOS, is inspected instead: ``coreml``). The int8 formats calibrate on
+    ``calibration`` (batches of images; random ones when None, which says nothing of accuracy). ``model``
+    replaces the built model (tests pass one with non-trivial weights)."""
+    if format not in FORMATS:
+        raise ValueError(f'unknown export format {format!r}; one of {sorted(FORMATS)}')
+    if model is None:
+        model = create_model(name, pretrained=bool(checkpoint),
+                             **(dict(pretrained_cfg_overlay=dict(file=checkpoint)) if checkpoint else {}))
+    model = model.eval()
+    if deploy:
+        model = reparameterize(model)
+    input_size = tuple(input_size or model.pretrained_cfg.get('input_size', (3, 224, 224)))
+    path = os.path.join(out_dir, f'{name}{"" if deploy else ".train"}{FORMATS[format]}')
+    row = dict(model=name, form='deploy' if deploy else 'train', format=format)
+    if format == 'onnx':
+        row.update(export_onnx(model, path, input_size, dynamic_hw, opset))
+        row['max_abs_err'] = check_onnx(model, path, check_inputs(input_size, row['dynamic_hw']))
+    elif format in ('torch.export', 'torchscript'):
+        row.update((export_program if format == 'torch.export' else export_torchscript)(model, path, input_size))
+        row['max_abs_err'] = check_saved(model, path, check_inputs(input_size, False))
+    else:
+        row.update(export_for_runtime(model, path, input_size, format, calibration))
+    row['size_mb'] = file_size(path) / 2 ** 20
+    return row
