@@ -503,11 +503,11 @@ def export_for_runtime(model: nn.Module, path: str, input_size, format: str, cal
     inputs = check_inputs(input_size, False)
     if format == 'int8-inductor':
         graph = quantize(model, calibration, 'x86-inductor')
-        batch = torch.expoDim('batch', min=1, max=4096)
+        batch = torch.export.Dim('batch', min=1, max=4096)
         with torch.no_grad():
-            program = torch.expoexport(graph, (torch.randn(2, *input_size),), dynamic_shapes=({0: batch},))
+            program = torch.export.export(graph, (torch.randn(2, *input_size),), dynamic_shapes=({0: batch},))
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        torch.exposave(program, path)
+        torch.export.save(program, path)
         row['max_abs_err'] = check_saved(model, path, inputs)
     elif format == 'int8-ort':
         import tempfile
