@@ -98,11 +98,15 @@ def calibration_batches(source, input_size: Tuple[int, int, int], num_images: in
     return [torch.stack(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
 
 
-def _example(batches: Sequence[torch.Tensor]) -> torch.Tensor:
-    batches = list(batches)
+def _images(calibration: Iterable, input_size: Tuple[int, int, int]) -> List[torch.Tensor]:
+    """The image batches of ``calibration`` (batches, or a data loader's ``(images, targets)`` pairs); random
+    ones at ``input_size`` when None (timing, not accuracy). An empty calibration is an error."""
+    if calibration is None:
+        return calibration_batches(None, input_size, 32, 16)
+    batches = [b[0] if isinstance(b, (tuple, list)) else b for b in calibration]
     if not batches:
         raise ValueError('calibration needs at least one batch of images')
-    return batches[0]
+    return batches
 
 
 # --------------------------------------------------------------------------------------------- int8 PT2E
@@ -127,8 +131,8 @@ def quantize(model: nn.Module, calibration: Iterable[torch.Tensor], backend: str
     if backend not in QUANT_BACKENDS:
         raise ValueError(f'backend must be one of {QUANT_BACKENDS}, got {backend!r}')
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    batches = [b[0] if isinstance(b, (tuple, list)) else b for b in calibration]
-    x = _example(batches)
+    batches = _images(calibration, None)
+    x = batches[0]
     model = plain_layout(model)
     with torch.no_grad():
         # strict capture: the quantizers find convolutions and Linears by the source-module records
@@ -189,8 +193,7 @@ def quantize_onnx(model_path: str, out_path: str, calibration: Iterable[torch.Te
     weights = {i.name for i in graph.initializer} | {n.output[0] for n in graph.node if n.op_type == 'Constant'}
     keep = [n.name for n in graph.node if n.op_type == 'MatMul' and not any(i in weights for i in n.input)]
     input_name = graph.input[0].name
-    batches = [b[0] if isinstance(b, (tuple, list)) else b for b in calibration]
-    _example(batches)
+    batches = _images(calibration, None)
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -228,7 +231,7 @@ def export_openvino(model: nn.Module, path: str, input_size: Tuple[int, int, int
                                        f'{"; ".join(missing) or str(e).splitlines()[-1]}') from None
     if calibration is not None:
         import nncf
-        batches = [b[0] if isinstance(b, (tuple, list)) else b for b in calibration]
+        batches = _images(calibration, input_size)
         converted = nncf.quantize(converted, nncf.Dataset(batches, lambda b: b.numpy()),
                                   subset_size=sum(len(b) for b in batches))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -402,7 +405,7 @@ def bf16_runner(model: nn.Module) -> Callable:
 
 # every runtime a deploy form is measured or run in; 'coreml' converts only (no predictions off macOS)
 FLOAT_RUNTIMES = ('eager', 'compiled', 'onnx', 'bf16', 'openvino', 'executorch')
-INT8_RUNTIMES = ('int8-inductor', 'int8-ort', 'openvino-int8', 'executorch-int8')
+INT8_RUNTIMES = INT8_FORMATS  # every int8 runtime is also an export format of the same name
 RUNTIMES = FLOAT_RUNTIMES + INT8_RUNTIMES
 PRECISION = dict({r: 'fp32' for r in FLOAT_RUNTIMES}, bf16='bf16', **{r: 'int8' for r in INT8_RUNTIMES})
 
@@ -452,8 +455,8 @@ def deployed(model: nn.Module, runtime: str, input_size: Tuple[int, int, int], w
     if runtime not in RUNTIMES:
         raise ValueError(f'runtime {runtime!r} is not one of {RUNTIMES}')
     input_size = tuple(input_size)
-    if runtime in INT8_RUNTIMES and calibration is None:
-        calibration = calibration_batches(None, input_size, 32, 16)
+    if runtime in INT8_RUNTIMES:
+        calibration = _images(calibration, input_size)
     stem = os.path.join(workdir, f'{id(model)}_{runtime}')
     path = None
     if runtime == 'eager':
@@ -496,8 +499,8 @@ class _Called:
 def export_for_runtime(model: nn.Module, path: str, input_size, format: str, calibration) -> Dict[str, object]:
     """``export_and_check`` for the runtimes' formats: export ``model`` (its deploy form) for ``format`` and
     compare the result, run back, with PyTorch (Core ML: inspected)."""
-    if format in INT8_FORMATS and calibration is None:
-        calibration = calibration_batches(None, input_size, 32, 16)
+    if format in INT8_FORMATS:
+        calibration = _images(calibration, input_size)
     row = dict(path=path, dynamic_hw=False, input_size=tuple(input_size),
                precision='int8' if format in INT8_FORMATS else ('fp16' if format == 'coreml' else 'fp32'))
     inputs = check_inputs(input_size, False)
