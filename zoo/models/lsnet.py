@@ -7,9 +7,11 @@ RepVGG-style depthwise mixer (+ squeeze-excite) with an LS convolution, the last
 attention with a learned relative-position bias instead. Stem: three 3x3 stride-2 Conv–BN (total stride 8);
 each further stage starts with a depthwise stride-2 Conv–BN and a 1x1 Conv–BN; the head is BN + Linear.
 
-The authors compute SKA with a Triton kernel (``model/ska.py``); :func:`small_kernel_aggregation` is the
-pure-PyTorch path of the same sum, exact to float rounding, running on any device and differentiable by
-autograd. Stochastic depth (absent from the official blocks) is added on every residual branch that is not
+The authors compute SKA with a Triton kernel (``model/ska.py``). :func:`small_kernel_aggregation` takes, on
+CUDA with Triton installed, the zoo's fused kernel (``torch.ops.zoo.ska``, :mod:`zoo.layers.ska_triton`:
+forward and both gradients, one op for autograd, compile and export); everywhere else
+:func:`ska_reference`, the pure-PyTorch path of the same sum, exact to float rounding, on any device and
+differentiable by autograd. Stochastic depth (absent from the official blocks) is added on every residual branch that is not
 folded away at deploy time; with ``drop_path_rate=0`` (the default) the model is the official one.
 """
 import math
@@ -28,16 +30,31 @@ from ..weights import check_pretrained
 from ._base import BNLinearHead, Stage, StagedBackbone, distillation_head_for, levit_unit_key
 from .registry import Family, register_family
 
-__all__ = ['LSNet', 'LSConv', 'small_kernel_aggregation']
+__all__ = ['LSNet', 'LSConv', 'small_kernel_aggregation', 'ska_reference']
 
 
 def small_kernel_aggregation(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """SKA: ``out[b, c, i, j] = sum_{u,v} x[b, c, i+u-p, j+v-p] * weight[b, c % G, u*k+v, i, j]``.
 
     ``x`` is (B, C, H, W); ``weight`` is (B, G, k*k, H, W), one k x k kernel per pixel for each of G weight
-    channels, shared by the channels c with the same c % G (zero padding p = (k-1)//2). The sum is taken as
-    k*k shifted multiply-adds, which keeps memory at the size of ``x`` (an unfold would hold k*k copies).
-    """
+    channels, shared by the channels c with the same c % G (zero padding p = (k-1)//2). On CUDA with Triton,
+    the fused kernel; otherwise :func:`ska_reference`."""
+    if x.is_cuda and not torch.jit.is_scripting():
+        fused = _fused_ska(x, weight)
+        if fused is not None:
+            return fused
+    return ska_reference(x, weight)
+
+
+@torch.jit.unused
+def _fused_ska(x: torch.Tensor, weight: torch.Tensor) -> Optional[torch.Tensor]:
+    from ..layers.ska_triton import ska, triton_available
+    return ska(x, weight) if triton_available() else None
+
+
+def ska_reference(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """SKA as k*k shifted multiply-adds, which keeps memory at the size of ``x`` (an unfold would hold k*k
+    copies): the reference, and the path on the CPU."""
     B, C, H, W = x.shape
     G, kk = weight.shape[1], weight.shape[2]
     if torch.jit.is_scripting():  # no math.isqrt there; the same root for a square, else k * k != kk too
