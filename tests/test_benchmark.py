@@ -209,3 +209,28 @@ def test_cli_refuses_counts_that_time_nothing(arg, value, capsys):
     with pytest.raises(SystemExit):
         cli.parse_args(['lsnet_t', arg, value])
     assert f'{arg} must be >=' in capsys.readouterr().err
+
+
+def test_training_step_rows_pair_zoo_train_form_with_the_timm_peer():
+    rows = benchmark(['fasternet_t0'], forms=['deploy'], timm_peers=True, img_size=32, batch_size=4, threads=1,
+                     warmup=1, repeats=2, memory=False, channels_last=True, train_step=True)
+    steps = [r for r in rows if r.runtime == 'train-step']
+    assert [(r.model, r.form) for r in steps] == [('fasternet_t0', 'train'), ('fasternet_t0', 'timm')]
+    zoo_row, peer = steps
+    assert zoo_row.throughput == 4 / (zoo_row.latency_ms / 1e3) and zoo_row.batch_size == 4
+    assert zoo_row.params == peer.params  # the same architecture, both unfolded for training
+    assert peer.throughput_ratio == zoo_row.throughput / peer.throughput and peer.paired_with == 'fasternet_t0'
+    assert zoo_row.latency_ratio is None  # not put against the inference rows
+    assert '(b4, training)' in to_markdown(rows)
+
+
+def test_training_step_updates_the_weights():
+    from zoo.measure.timing import TrainingStep
+    torch.manual_seed(0)
+    model = zoo.create_model('fasternet_t0', num_classes=5)
+    x = torch.randn(2, 3, 32, 32)
+    before = [p.detach().clone() for p in model.parameters()]
+    step = TrainingStep(model, x)
+    loss = step(x)
+    assert model.training and torch.isfinite(loss) and loss.requires_grad is False
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))

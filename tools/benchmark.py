@@ -12,6 +12,7 @@ Runtime; against timm peers. Every model of a group is measured in turns, so rat
     python tools/benchmark.py biformer_t --forms unfused deploy    # fused attention (SDPA) vs the softmax form
     python tools/benchmark.py shvit_s1 convnext_atto --forms unchecked deploy   # what keeping NaN costs
     python tools/benchmark.py lsnet_t --device cuda                # GPU: batch 256 with AMP (fp16) by default
+    python tools/benchmark.py lsnet_t --device cuda --timm-peers --channels-last --train-step   # + a training step
     python tools/benchmark.py --large-kernel    # ways to compute a 13x13 depthwise conv, timed and checked
 """
 import argparse
@@ -49,6 +50,11 @@ def parse_args(argv=None):
     p.add_argument('--batch-size', type=int, default=None,
                    help='batch for the throughput figure (default 16 on the CPU, 256 on a GPU)')
     p.add_argument('--no-memory', action='store_true', help='skip the peak-memory forward')
+    p.add_argument('--channels-last', action='store_true',
+                   help='every model (zoo and timm) and the inputs in channels-last storage')
+    p.add_argument('--train-step', action='store_true',
+                   help='also time a training step per model at the batch size (AdamW, AMP on a GPU), '
+                        'zoo and timm peers taking turns')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--warmup', type=int, default=3)
     p.add_argument('--repeats', type=int, default=10)
@@ -113,7 +119,8 @@ def main(argv=None):
     rows = benchmark(models, compare=compare, forms=args.forms, runtimes=args.runtimes, timm_peers=args.timm_peers,
                      peer_forms=('timm', 'timm-cl') if args.peers_channels_last else ('timm',),
                      img_size=args.img_size, batch_size=batch_size, threads=args.threads, warmup=args.warmup,
-                     repeats=args.repeats, device=args.device, amp=amp, memory=not args.no_memory, progress=True)
+                     repeats=args.repeats, device=args.device, amp=amp, memory=not args.no_memory,
+                     channels_last=args.channels_last, train_step=args.train_step, progress=True)
     where = torch.cuda.get_device_name() if gpu else f'CPU, {args.threads} threads'
     dtype = {None: 'fp32', torch.float16: 'AMP fp16', torch.bfloat16: 'AMP bf16'}[amp]
     peak = gemm_peak(args.device, amp or torch.float32, args.threads)

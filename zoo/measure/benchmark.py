@@ -13,7 +13,7 @@ from tqdm import tqdm
 from .counting import count_flops, count_params, peak_memory
 from ..deploy.runtimes import PRECISION
 from .forms import FORMS, PEER_FORMS, RUNTIMES, build_in_form, in_runtime, timm_equivalent
-from .timing import gemm_peak, interleaved_latency, with_autocast
+from .timing import gemm_peak, interleaved_latency, TrainingStep, with_autocast
 
 __all__ = ['BenchmarkRow', 'benchmark', 'markdown_table', 'to_markdown', 'to_csv', 'from_csv']
 
@@ -30,11 +30,12 @@ class BenchmarkRow:
     params: int
     gflops: float  # per image at img_size
     img_size: int
-    latency_ms: float  # batch 1, median
+    latency_ms: float  # batch 1, median (a 'train-step' row: one training step at batch_size)
     throughput: float  # images/s at batch_size, median
     batch_size: int
     # 'eager', 'compiled' (torch.compile, inductor), 'onnx' (ONNX Runtime), or one of zoo.deploy.runtimes' others:
-    # 'bf16', 'int8-inductor', 'int8-ort', 'openvino', 'openvino-int8', 'executorch', 'executorch-int8'
+    # 'bf16', 'int8-inductor', 'int8-ort', 'openvino', 'openvino-int8', 'executorch', 'executorch-int8'; or
+    # 'train-step': a training step (benchmark(train_step=True))
     runtime: str = 'eager'
     device: str = 'cpu'
     dtype: str = 'fp32'  # 'fp16' / 'bf16': autocast (AMP) on a GPU; on the CPU the runtime's precision (bf16, int8)
@@ -65,6 +66,8 @@ def benchmark(
         device: str = 'cpu',
         amp: Optional[torch.dtype] = None,
         memory: bool = True,
+        channels_last: bool = False,
+        train_step: bool = False,
         progress: bool = False,
 ) -> List[BenchmarkRow]:
     """Measure every zoo model in each form and runtime, with ``timm_peers`` also timm's model of the same
@@ -75,7 +78,11 @@ def benchmark(
     in the same runtime (the model it was paired with, or for ``compare`` the first zoo model), so a ratio > 1
     means the zoo model is faster. ``amp`` (a GPU's autocast dtype) runs every model under autocast; ONNX
     Runtime runs on the CPU only. ``memory`` adds each PyTorch row's peak activation memory at ``batch_size``
-    (one more batch forward; eager only on a CPU)."""
+    (one more batch forward; eager only on a CPU). ``channels_last`` puts every model's weights and the inputs
+    in channels-last storage. ``train_step`` adds, per model, the time of a training step at ``batch_size``
+    (runtime ``'train-step'``: forward, cross-entropy, backward, AdamW step, under ``amp`` with a gradient
+    scaler for fp16; zoo models in the train form, peers as timm builds them for training), the models of a
+    group taking turns."""
     unknown = sorted(set(forms) - set(FORMS)) + sorted(set(runtimes) - set(RUNTIMES)) \
         + sorted(set(peer_forms) - set(PEER_FORMS))
     if unknown:
@@ -88,8 +95,9 @@ def benchmark(
         raise ValueError('amp is for a GPU; on the CPU the tool measures fp32')
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    x1 = torch.randn(1, 3, img_size, img_size, device=device)
-    xb = torch.randn(batch_size, 3, img_size, img_size, device=device)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    x1 = torch.randn(1, 3, img_size, img_size, device=device).contiguous(memory_format=layout)
+    xb = torch.randn(batch_size, 3, img_size, img_size, device=device).contiguous(memory_format=layout)
     peak = gemm_peak(device, amp or torch.float32, threads)
     groups = []
     for name in models:
@@ -109,6 +117,8 @@ def benchmark(
             for name, form, _, _ in jobs:
                 if (name, form) not in modules:
                     module = build_in_form(name, form).to(device)
+                    if channels_last:
+                        module = module.to(memory_format=torch.channels_last)
                     modules[name, form] = module
                     counted[name, form] = (count_params(module), count_flops(module, x1) / 1e9)
             built = [with_autocast(in_runtime(modules[name, form], runtime, img_size, threads, workdir),
@@ -128,28 +138,51 @@ def benchmark(
             del built, modules
             if runtimes != ('eager',):
                 torch._dynamo.reset()
+            if train_step:
+                rows += _train_step_rows(jobs, xb, amp, layout, warmup, repeats)
     _add_ratios(rows)
     return rows
 
 
+def _train_step_rows(jobs, xb: torch.Tensor, amp: Optional[torch.dtype], layout, warmup: int,
+                     repeats: int) -> List[BenchmarkRow]:
+    """One row per model of a group: seconds per training step, the models taking turns."""
+    import timm
+    names = list(dict.fromkeys((name, form in PEER_FORMS, paired) for name, form, _, paired in jobs))
+    steps = []
+    for name, is_peer, _ in names:
+        model = (timm.create_model(name) if is_peer else build_in_form(name, 'train')).to(xb.device)
+        steps.append(TrainingStep(model.to(memory_format=layout) if layout == torch.channels_last else model, xb, amp))
+    times = interleaved_latency(steps, xb, max(1, warmup // 2), max(3, repeats // 2))
+    rows = []
+    for (name, is_peer, paired), step, t in zip(names, steps, times):
+        rows.append(BenchmarkRow(
+            model=name, form='timm' if is_peer else 'train', params=count_params(step.model), gflops=0.,
+            img_size=xb.shape[-1], latency_ms=1e3 * t, throughput=len(xb) / t, batch_size=len(xb),
+            runtime='train-step', device=xb.device.type, dtype=_DTYPE_NAMES[amp], paired_with=paired))
+    return rows
+
+
 def _add_ratios(rows: List[BenchmarkRow]) -> None:
-    first, deploy = {}, {}
+    first, deploy, first_by_runtime = {}, {}, {}
     for row in rows:
         if row.form not in PEER_FORMS:
             first.setdefault(row.model, row)
+            first_by_runtime.setdefault((row.model, row.runtime), row)
             if row.form == 'deploy':
                 deploy.setdefault((row.model, row.runtime), row)
     for row in rows:
         if row.form in PEER_FORMS:
-            ref = deploy.get((row.paired_with, row.runtime))
+            # a peer against the zoo model's deploy form; a training step against its train form's
+            ref = deploy.get((row.paired_with, row.runtime)) or first_by_runtime.get((row.paired_with, row.runtime))
             if ref is None:
                 continue
             row.latency_ratio = row.latency_ms / ref.latency_ms
             row.throughput_ratio = ref.throughput / row.throughput
             row.reference = f'{ref.model} [{ref.form}, {ref.runtime}] vs this'
         else:
-            ref = first[row.model]
-            if ref is row:
+            ref = first[row.model] if row.runtime != 'train-step' else None
+            if ref is None or ref is row:
                 continue
             row.latency_ratio = ref.latency_ms / row.latency_ms
             row.throughput_ratio = row.throughput / ref.throughput
@@ -162,6 +195,10 @@ _HEADERS = ('model', 'form', 'runtime', 'params (M)', 'GFLOPs', 'latency b1 (ms)
 
 def _cells(row: BenchmarkRow) -> Iterable[str]:
     ratio = lambda v: '' if v is None else f'{v:.2f}x'
+    if row.runtime == 'train-step':  # a training step at batch_size: its throughput, against the peer's
+        return (row.model, row.form, row.runtime, f'{row.params / 1e6:.2f}', '', '',
+                f'{row.throughput:.1f} (b{row.batch_size}, training)', '', '', '', ratio(row.throughput_ratio),
+                row.reference)
     return (row.model, row.form, row.runtime, f'{row.params / 1e6:.2f}', f'{row.gflops:.3f}',
             f'{row.latency_ms:.1f}', f'{row.throughput:.1f} (b{row.batch_size})',
             f'{row.gflops_per_s:.1f} ({100 * row.peak_fraction:.0f}%)',

@@ -10,7 +10,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 import torch.nn as nn
 
-__all__ = ['gemm_peak', 'measure_latency', 'interleaved_latency', 'with_autocast']
+__all__ = ['gemm_peak', 'measure_latency', 'interleaved_latency', 'with_autocast', 'TrainingStep']
 
 
 _GEMM_PEAK: Dict[tuple, float] = {}
@@ -79,3 +79,34 @@ def with_autocast(fn: Callable, device: str, dtype: Optional[torch.dtype]) -> Ca
         with torch.autocast(device, dtype=dtype):
             return fn(x)
     return run
+
+
+class TrainingStep:
+    """One training step of ``model`` per call on a batch ``x``: forward (under autocast to ``amp``), cross-
+    entropy against fixed random labels, backward, AdamW step (a gradient scaler for fp16). Called like a
+    model, so :func:`interleaved_latency` times it; the loss of the last step is ``.loss``."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, amp: Optional[torch.dtype] = None):
+        self.model = model.train()
+        self.amp = amp
+        with torch.no_grad():
+            out = self._forward(x)
+        self.labels = torch.randint(0, out.shape[-1], (len(x),), device=x.device,
+                                    generator=torch.Generator(device=x.device).manual_seed(0))
+        self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
+        self.scaler = torch.amp.GradScaler(x.device.type, enabled=amp == torch.float16)
+        self.loss = None
+
+    def _forward(self, x):
+        with torch.autocast(x.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
+            return self.model(x)
+
+    def __call__(self, x):
+        with torch.enable_grad():
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(self._forward(x).float(), self.labels[:len(x)])
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        self.loss = loss.detach()
+        return self.loss
