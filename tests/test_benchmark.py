@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 import zoo
-from conftest import randomize_norms
+from conftest import SMALLEST, randomize_norms
 from zoo.measure import (PEERS, BenchmarkRow, ChannelsLast, Unfused, benchmark, build_in_form, count_flops, from_csv, gemm_peak,
                          peak_memory, to_csv, to_markdown)
 from zoo.layers import naive_attention
@@ -234,3 +234,23 @@ def test_training_step_updates_the_weights():
     loss = step(x)
     assert model.training and torch.isfinite(loss) and loss.requires_grad is False
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_gpu_check_script_measures_two_variants_of_every_family_with_valid_commands():
+    """tools/gpu_check.sh runs only on a GPU machine: its benchmark commands are checked here (the flags
+    parse, every model exists, each family's smallest and one more variant are measured)."""
+    import re
+    import shlex
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'tools'))
+    import benchmark as tool
+    text = open(os.path.join(os.path.dirname(__file__), '..', 'tools', 'gpu_check.sh')).read().replace('\\\n', ' ')
+    models = re.search(r'MODELS="([^"]+)"', text).group(1).split()
+    commands = [line.split('tools/benchmark.py', 1)[1] for line in text.splitlines() if 'tools/benchmark.py' in line]
+    assert len(commands) == 2
+    for command in commands:
+        args = tool.parse_args(shlex.split(command.replace('$MODELS', ' '.join(models)).replace('$OUT_DIR', '/tmp')))
+        assert args.device == 'cuda' and args.timm_peers and args.channels_last
+        assert tool.expand(args.models) == args.models
+    for family in zoo.families():
+        mine = [m for m in models if zoo.family_of(m) is family]
+        assert len(mine) == 2 and mine[0] in SMALLEST, (family.display, mine)

@@ -530,6 +530,9 @@ def check_shell_script(cmd, args, pytestconfig):
         if len(rest) > 1:
             _fail(cmd, 'tools/venv.sh takes one argument, the comma-separated extras')
         check_extras(cmd, rest[0] if rest else '')
+    elif script == 'tools/gpu_check.sh':  # its commands: tests/test_benchmark.py checks them
+        if rest:
+            _fail(cmd, 'tools/gpu_check.sh takes no arguments (PYTHON= and OUT_DIR= in its environment)')
     else:
         _fail(cmd, f'no check for {script}: add one to check_shell_script')
 
