@@ -9,7 +9,8 @@ import pytest
 
 import zoo
 from zoo.measure import BenchmarkRow, from_csv
-from zoo.measure.report import load_reported, models_table, speed_accuracy_plot, update_generated, variants_table
+from zoo.measure.report import (DEPLOY_FIELDS, best_int8, deploy_table, load_deploy_rows, load_reported, models_table,
+                                speed_accuracy_plot, update_generated, variants_table)
 
 ROOT = os.path.join(os.path.dirname(__file__), '..')
 DOCS = os.path.join(ROOT, 'docs')
@@ -137,7 +138,12 @@ def test_plot_draws_in1k_models_per_family_and_the_peers(tmp_path):
     reported = load_reported(REPORTED)
     rows = _rows(zoo.list_models(), peers=['repvit_m1_0', 'mobilenetv3_large_100'])
     out = tmp_path / 'plot.png'
-    drawn = speed_accuracy_plot(rows, reported, str(out))
+    deploy = [dict(model='lsnet_t', runtime='eager', precision='fp32', top1=95.0, speedup_b1=1.0),
+              dict(model='lsnet_t', runtime='int8-ort', precision='int8', top1=94.5, speedup_b1=2.0),
+              dict(model='convnext_atto', runtime='eager', precision='fp32', top1=97.0, speedup_b1=1.0),
+              dict(model='convnext_atto', runtime='int8-ort', precision='int8', top1=95.0, speedup_b1=3.0)]
+    drawn = speed_accuracy_plot(rows, reported, str(out), deploy_rows=deploy)
+    assert drawn['int8'] == {'lsnet_t': 'int8-ort'}  # ConvNeXt's int8 lost 2 points: not drawn
     assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and out.stat().st_size > 20_000
     assert set(drawn['families']) == {f.display for f in zoo.families()}
     # 22k-pre-trained checkpoints are not put on the ImageNet-1k axis
@@ -146,3 +152,52 @@ def test_plot_draws_in1k_models_per_family_and_the_peers(tmp_path):
                                                          'unireplknet_p', 'unireplknet_s', 'unireplknet_t']
     assert drawn['peers'] == ['repvit_m1_0', 'mobilenetv3_large_100']
     assert all(zoo.family_of(n).name == 'lsnet' for n in drawn['families']['LSNet'])
+
+
+def _deploy_csv(path, rows):
+    import csv
+    with open(path, 'w', newline='') as f:
+        w = csv.DictWriter(f, fieldnames=DEPLOY_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_deploy_rows_table_and_best_int8(tmp_path):
+    row = lambda rt, prec, top1, b1, **kw: dict(model='fasternet_t0', runtime=rt, precision=prec, top1=top1,
+                                                max_abs_err=0.1, speedup_b1=b1, latency_ms=10.0 / b1,
+                                                throughput=100.0 * b1, speedup_b16=b1, **kw)
+    rows = [row('eager', 'fp32', 99.0, 1.0), row('int8-ort', 'int8', 98.5, 2.0, size_mb=2.5),
+            row('openvino-int8', 'int8', 97.5, 3.0),  # faster, but 1.5 points down: not the best
+            dict(model='fasternet_t0', runtime='executorch', precision='fp32', error='UnsupportedByRuntime: a | b'),
+            row('int8-ort', 'int8', 98.8, 2.5)]  # the same runtime measured again: the later row counts
+    path = tmp_path / 'deploy.csv'
+    _deploy_csv(path, rows)
+    loaded = load_deploy_rows(str(path))
+    assert [r['runtime'] for r in loaded] == ['eager', 'int8-ort', 'openvino-int8', 'executorch']
+    assert loaded[1]['top1'] == 98.8 and loaded[1]['size_mb'] is None and loaded[3]['top1'] is None
+    best = best_int8(loaded)
+    assert list(best) == ['fasternet_t0'] and best['fasternet_t0']['runtime'] == 'int8-ort'
+    table = deploy_table(loaded, 'digits top-1', 224)
+    lines = table.splitlines()
+    assert len(lines) == 2 + 4 and 'latency b1 (224px, ms)' in lines[0]
+    assert '| fasternet_t0 | int8-ort | int8 | 98.80 | 1.0e-01 |  | 4.0 | 250.0 | 2.50x | 2.50x |' in lines
+    # a failure names itself in the row, a '|' in it does not break the table
+    assert 'fails: UnsupportedByRuntime: a / b' in lines[-1] and lines[-1].count('|') == lines[0].count('|')
+    assert 'latency' not in deploy_table(loaded)
+    path.write_text('model,runtime\nx,eager\n')
+    with pytest.raises(ValueError, match="not a deploy CSV.*'precision'"):
+        load_deploy_rows(str(path))
+
+
+def test_committed_deploy_table_covers_every_family_and_runtime():
+    from zoo.deploy.runtimes import RUNTIMES
+    rows = load_deploy_rows(os.path.join(DOCS, 'deploy-cpu.csv'))
+    measured = {(r['model'], r['runtime']) for r in rows}
+    wanted = {r for r in RUNTIMES if r != 'compiled'}  # fp32 torch.compile: docs/benchmarks.md measures it
+    for family in zoo.families():
+        smallest = [r['model'] for r in rows if zoo.family_of(r['model']).name == family.name]
+        assert smallest, f'no deploy rows for {family.display}'
+        assert {(smallest[0], rt) for rt in wanted} <= measured, family.display
+    # every cell is measured or says why not
+    assert all(r['top1'] is not None or r['error'] for r in rows)
+    assert all(r['error'] or r['speedup_b1'] for r in rows)

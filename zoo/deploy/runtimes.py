@@ -232,8 +232,8 @@ def export_openvino(model: nn.Module, path: str, input_size: Tuple[int, int, int
     if calibration is not None:
         import nncf
         batches = _images(calibration, input_size)
-        converted = nncf.quantize(converted, nncf.Dataset(batches, lambda b: b.numpy()),
-                                  subset_size=sum(len(b) for b in batches))
+        # subset_size counts the dataset's items, here batches: every one of them is used
+        converted = nncf.quantize(converted, nncf.Dataset(batches, lambda b: b.numpy()), subset_size=len(batches))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     ov.save_model(converted, path, compress_to_fp16=False)  # (save_model's default stores weights in fp16)
     return dict(path=path, precision='int8' if calibration is not None else 'fp32')

@@ -8,8 +8,8 @@ from typing import Dict, List, Optional, Sequence
 from ..models import families, family_of, list_models
 from .benchmark import BenchmarkRow, markdown_table
 
-__all__ = ['load_reported', 'models_table', 'variants_table', 'update_generated',
-           'speed_accuracy_plot']
+__all__ = ['load_reported', 'models_table', 'variants_table', 'update_generated', 'DEPLOY_FIELDS',
+           'load_deploy_rows', 'deploy_table', 'best_int8', 'speed_accuracy_plot']
 
 def load_reported(path: str) -> Dict[str, dict]:
     """``{'models': {...}, 'peers': {...}}`` from a reported-figures TOML; every zoo model must have a top-1."""
@@ -98,16 +98,85 @@ def update_generated(text: str, key: str, content: str) -> str:
     return pattern.sub(lambda m: m.group(1) + content + '\n' + m.group(2), text)
 
 
-def speed_accuracy_plot(rows: Sequence[BenchmarkRow], reported: dict, path: str, title: Optional[str] = None) -> dict:
+# ------------------------------------------------------------------------- deploy runtimes (tools/quantize.py)
+
+DEPLOY_FIELDS = ('model', 'runtime', 'precision', 'top1', 'max_abs_err', 'size_mb', 'latency_ms', 'throughput',
+                 'speedup_b1', 'speedup_b16', 'error')
+_DEPLOY_NUMBERS = DEPLOY_FIELDS[3:10]
+
+
+def load_deploy_rows(path: str) -> List[dict]:
+    """The rows of a ``tools/quantize.py --csv`` file, numbers as floats (None where blank); where a model and
+    runtime appear more than once, the last row (the latest run) is kept, in the order of first appearance."""
+    import csv
+    with open(path, newline='') as f:
+        rows = list(csv.DictReader(f))
+    latest = {}
+    for r in rows:
+        missing = [k for k in DEPLOY_FIELDS if k not in r]
+        if missing:
+            raise ValueError(f'{path}: not a deploy CSV (no column {missing[0]!r}; it needs {", ".join(DEPLOY_FIELDS)})')
+        row = {k: r[k] or None for k in DEPLOY_FIELDS}
+        for k in _DEPLOY_NUMBERS:
+            row[k] = None if row[k] is None else float(row[k])
+        latest[row['model'], row['runtime']] = row
+    order = list(dict.fromkeys((r['model'], r['runtime']) for r in rows))
+    return [latest[k] for k in order]
+
+
+def deploy_table(rows: Sequence[dict], top1_label: str = 'top-1', speed_size: Optional[int] = None) -> str:
+    """One line per model and runtime: top-1, largest logit difference from fp32 eager, file size and, with
+    ``speed_size``, latency, throughput and their ratios to fp32 eager; a runtime that failed says why."""
+    header = ['model', 'runtime', 'precision', top1_label, 'max abs err vs fp32 eager', 'file (MB)']
+    if speed_size:
+        header += [f'latency b1 ({speed_size}px, ms)', 'throughput b16 (img/s)', 'vs eager b1', 'vs eager b16']
+    ratio = lambda v: '' if v is None else f'{v:.2f}x'
+    body = []
+    for r in rows:
+        cells = [r['model'], r['runtime'], r['precision']]
+        if r.get('top1') is None:
+            body.append(cells + ['fails: ' + (r.get('error') or '').replace('|', '/')] + [''] * (len(header) - 4))
+            continue
+        cells += [f'{r["top1"]:.2f}', f'{r["max_abs_err"]:.1e}', _fmt(r.get('size_mb'))]
+        if speed_size:
+            if r.get('error'):  # accurate, but could not be timed: the reason in the timing columns
+                cells += ['fails: ' + r['error'].replace('|', '/'), '', '', '']
+            else:
+                cells += [_fmt(r.get('latency_ms')), _fmt(r.get('throughput')), ratio(r.get('speedup_b1')),
+                          ratio(r.get('speedup_b16'))]
+        body.append(cells)
+    return markdown_table(header, body)
+
+
+def best_int8(rows: Sequence[dict], max_drop: float = 1.0) -> Dict[str, dict]:
+    """{model: its int8 row with the best batch-1 ratio to fp32 eager}, among the int8 rows whose top-1 is
+    within ``max_drop`` points of fp32 eager's in the same file."""
+    eager = {r['model']: r['top1'] for r in rows if r['runtime'] == 'eager' and r.get('top1') is not None}
+    out = {}
+    for r in rows:
+        if (r['precision'] != 'int8' or r.get('speedup_b1') is None or r.get('top1') is None
+                or r['model'] not in eager or eager[r['model']] - r['top1'] > max_drop):
+            continue
+        if r['model'] not in out or r['speedup_b1'] > out[r['model']]['speedup_b1']:
+            out[r['model']] = r
+    return out
+
+
+def speed_accuracy_plot(rows: Sequence[BenchmarkRow], reported: dict, path: str, title: Optional[str] = None,
+                        deploy_rows: Sequence[dict] = ()) -> dict:
     """Top-1 against batch-1 CPU latency (deploy form, eager; log scale), one line per family through its
-    variants, the timm peers in the CSV as grey points; ImageNet-1k-only models. Returns what was drawn."""
+    variants, the timm peers in the CSV as grey points; ImageNet-1k-only models. With ``deploy_rows``
+    (``tools/quantize.py``'s), each measured model's best int8 runtime as a hollow point: its latency is the
+    model's eager latency here divided by the int8 runtime's batch-1 ratio to fp32 eager in its own run; its
+    top-1 is the fp32 figure (int8 is not evaluated on ImageNet: its drop on the digits set is within a point,
+    :func:`best_int8`). Returns what was drawn."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
     index = _index(rows)
     fig, ax = plt.subplots(figsize=(10, 6.5), dpi=120)
-    drawn = dict(families={}, peers=[])
+    drawn = dict(families={}, peers=[], int8={})
     markers = 'osD^v<>p'
     for i, family in enumerate(families()):
         display = family.display
@@ -121,6 +190,18 @@ def speed_accuracy_plot(rows: Sequence[BenchmarkRow], reported: dict, path: str,
         for n, x, y in zip(names, xs, ys):
             ax.annotate(n.split('_', 1)[1], (x, y), textcoords='offset points', xytext=(4, -10), fontsize=7)
         drawn['families'][display] = names
+        for n, r in best_int8(deploy_rows).items():
+            if n in names:
+                x = index[n, 'deploy'].latency_ms / r['speedup_b1']
+                y = reported['models'][n]['top1']
+                color = ax.get_lines()[-1].get_color()
+                ax.plot([index[n, 'deploy'].latency_ms, x], [y, y], linestyle=':', color=color, linewidth=1)
+                ax.scatter([x], [y], marker=markers[i % len(markers)], facecolors='none', edgecolors=color, s=45,
+                           zorder=3, label='best int8 runtime (digits drop <= 1 point; fp32 top-1)'
+                           if not drawn['int8'] else None)
+                ax.annotate(r['runtime'], (x, y), textcoords='offset points', xytext=(-6, 5), fontsize=6,
+                            color=color, ha='right')
+                drawn['int8'][n] = r['runtime']
     peers = [(r, reported['peers'][r.model]) for r in rows
              if r.form == 'timm' and r.runtime == 'eager' and r.model in reported['peers']]
     for i, (r, fig_) in enumerate(peers):

@@ -26,11 +26,15 @@ from timm.layers import DropPath, SEModule, calculate_drop_path_rates
 from timm.models import generate_default_cfgs
 
 from ..layers import ConvBN, ConvBNFFN, RepVGGDW
+from ..layers.ska_triton import triton_available
 from ..weights import check_pretrained
 from ._base import BNLinearHead, Stage, StagedBackbone, distillation_head_for, levit_unit_key
 from .registry import Family, register_family
 
-__all__ = ['LSNet', 'LSConv', 'small_kernel_aggregation', 'ska_reference']
+__all__ = ['LSNet', 'LSConv', 'small_kernel_aggregation', 'ska_reference', 'FUSED_SKA']
+
+# CUDA tensors take the fused kernel (torch.ops.zoo.ska) where Triton is installed; set False to compare paths
+FUSED_SKA = triton_available()
 
 
 def small_kernel_aggregation(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -39,17 +43,9 @@ def small_kernel_aggregation(x: torch.Tensor, weight: torch.Tensor) -> torch.Ten
     ``x`` is (B, C, H, W); ``weight`` is (B, G, k*k, H, W), one k x k kernel per pixel for each of G weight
     channels, shared by the channels c with the same c % G (zero padding p = (k-1)//2). On CUDA with Triton,
     the fused kernel; otherwise :func:`ska_reference`."""
-    if x.is_cuda and not torch.jit.is_scripting():
-        fused = _fused_ska(x, weight)
-        if fused is not None:
-            return fused
+    if x.is_cuda and FUSED_SKA and not torch.jit.is_scripting():
+        return torch.ops.zoo.ska(x, weight)
     return ska_reference(x, weight)
-
-
-@torch.jit.unused
-def _fused_ska(x: torch.Tensor, weight: torch.Tensor) -> Optional[torch.Tensor]:
-    from ..layers.ska_triton import ska, triton_available
-    return ska(x, weight) if triton_available() else None
 
 
 def ska_reference(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
