@@ -43,9 +43,14 @@ def small_kernel_aggregation(x: torch.Tensor, weight: torch.Tensor) -> torch.Ten
     ``x`` is (B, C, H, W); ``weight`` is (B, G, k*k, H, W), one k x k kernel per pixel for each of G weight
     channels, shared by the channels c with the same c % G (zero padding p = (k-1)//2). On CUDA with Triton,
     the fused kernel; otherwise :func:`ska_reference`."""
-    if x.is_cuda and FUSED_SKA and not torch.jit.is_scripting():
+    if not torch.jit.is_scripting() and x.is_cuda and _fused_ska():
         return torch.ops.zoo.ska(x, weight)
     return ska_reference(x, weight)
+
+
+@torch.jit.unused  # TorchScript reads no module flag: a scripted model takes the reference
+def _fused_ska() -> bool:
+    return FUSED_SKA
 
 
 def ska_reference(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
