@@ -115,10 +115,13 @@ ATTENTIONS = {
     'hilo_msa': (lambda: HiLo(96, 3, window_size=1, alpha=0.9), _hilo_reference, 96, True),
     'bra_topk4': (lambda: BiLevelRoutingAttention(64, 2, n_win=7, topk=4), _bra_reference, 64, True),
     'bra_topk1_nwin4': (lambda: BiLevelRoutingAttention(64, 2, n_win=4, topk=1), _bra_reference, 64, True),
+    'bra_topk4_block_sparse': (lambda: BiLevelRoutingAttention(64, 2, n_win=7, topk=4, routing_impl='block-sparse'),
+                               _bra_reference, 64, True),
     'lepe_attention': (lambda: AttentionLePE(64), _lepe_attention_reference, 64, True),
 }
 
 
+@pytest.mark.filterwarnings('ignore:flex_attention called without torch.compile')  # the eager reference
 @pytest.mark.parametrize('size', [(14, 14), (13, 17), (5, 3)])
 @pytest.mark.parametrize('name', sorted(ATTENTIONS))
 def test_fused_attention_matches_softmax_form(name, size):
@@ -144,7 +147,7 @@ def test_every_attention_calls_sdpa_once(monkeypatch):
 
     monkeypatch.setattr(F, 'scaled_dot_product_attention', counting)
     expected = {'shsa': 1, 'hilo_ws2': 2, 'hilo_ws3_half': 2, 'hilo_msa': 1, 'bra_topk4': 1,
-                'bra_topk1_nwin4': 1, 'lepe_attention': 1}
+                'bra_topk1_nwin4': 1, 'bra_topk4_block_sparse': 0, 'lepe_attention': 1}  # FlexAttention, not SDPA
     for name, (build, _, dim, channels_last) in ATTENTIONS.items():
         calls.clear()
         m = build().eval()
@@ -162,6 +165,29 @@ def test_bra_routes_each_region_to_its_topk():
     k_region = torch.zeros(1, 4, 32)
     k_region[0, 2] = q_region[0].sum(0) * 10
     assert m.route(q_region, k_region).flatten().tolist() == [2, 2, 2, 2]
+
+
+def test_bra_block_sparse_compiled_skips_unrouted_blocks_and_matches():
+    """Compiled, FlexAttention computes only the routed blocks the block mask lists (eager evaluates its mask
+    everywhere): the compiled block-sparse BRA equals the authors' gather form, so the listed blocks are right."""
+    torch.manual_seed(0)
+    m = _randomize(BiLevelRoutingAttention(32, 2, n_win=4, topk=3, routing_impl='block-sparse')).eval()
+    x = torch.randn(2, 16, 12, 32)  # regions of 4 x 3 tokens
+    with torch.no_grad():
+        ref = _bra_reference(m, x)
+        out = torch.compile(m, fullgraph=True)(x)
+    assert (out - ref).abs().max() <= 1e-5
+
+
+def test_routed_block_mask_lists_each_query_regions_routes():
+    from zoo.models.biformer import routed_block_mask
+    idx = torch.tensor([[[2, 0], [1, 3], [3, 2], [0, 1]]])  # 1 image, 4 regions, top-2
+    mask = routed_block_mask(idx, tokens_per_region=3, num_heads=2)
+    assert mask.shape == (1, 2, 12, 12)
+    dense = mask.to_dense()[0, 0]  # which (query block, key block) pairs are computed
+    assert dense.tolist() == [[1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 1, 1], [1, 1, 0, 0]]
+    with pytest.raises(ValueError, match="routing_impl must be one of .*got 'dense'"):
+        BiLevelRoutingAttention(32, 1, routing_impl='dense')
 
 
 def test_hilo_splits_heads_as_released():

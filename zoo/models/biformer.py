@@ -37,18 +37,48 @@ from ..weights import check_pretrained
 from ._base import StagedBackbone, TokenStage
 from .registry import Family, register_family
 
-__all__ = ['BiFormer', 'BiLevelRoutingAttention', 'AttentionLePE']
+__all__ = ['BiFormer', 'BiLevelRoutingAttention', 'AttentionLePE', 'ROUTING_IMPLS', 'routed_block_mask']
 
-# padding depends on the map size: a traced graph (torch.fx) calls the function
-torch.fx.wrap('pad_to_multiple')
+# how BRA computes token attention over the routed regions: 'gather' copies the routed regions' keys and
+# values into dense tensors, then one SDPA call; 'block-sparse' is FlexAttention over the whole map with a
+# block mask listing, for each query region, its routed key regions: nothing gathered, the blocks not routed
+# skipped. It is meant for torch.compile (eager FlexAttention builds the full score matrix: a reference only)
+ROUTING_IMPLS = ('gather', 'block-sparse')
+
+
+def routed_block_mask(idx: torch.Tensor, tokens_per_region: int, num_heads: int):
+    """FlexAttention's block mask for region-major tokens (region r holds tokens r*T .. r*T+T-1, T =
+    ``tokens_per_region``): query region r attends to every token of the regions ``idx[b, r]`` (B, R, topk),
+    and to nothing else.
+
+    Compiled, FlexAttention computes only the listed blocks, and that is the whole mask (its per-token
+    mask is left true: a mask reading a tensor made inside the compiled graph gave wrong results with torch
+    2.9 on the CPU). Eager FlexAttention evaluates the per-token mask over every pair and ignores the block
+    list, so there the mask looks the routing up."""
+    from torch.nn.attention.flex_attention import BlockMask
+    B, R, topk = idx.shape
+    T = tokens_per_region
+    listed = torch.zeros(B, num_heads, R, R, dtype=torch.int32, device=idx.device)
+    listed[..., :topk] = idx[:, None].to(torch.int32)
+    counts = torch.full((B, num_heads, R), topk, dtype=torch.int32, device=idx.device)
+    mask_mod = None
+    if not torch.compiler.is_compiling():
+        routed = torch.zeros(B, R, R, dtype=torch.bool, device=idx.device).scatter_(2, idx, True)
+
+        def mask_mod(b, h, q_idx, kv_idx):
+            return routed[b, q_idx // T, kv_idx // T]
+    return BlockMask.from_kv_blocks(counts, listed, BLOCK_SIZE=T, mask_mod=mask_mod, seq_lengths=(R * T, R * T))
 
 
 class BiLevelRoutingAttention(nn.Module):
     """BRA on (B, H, W, C) tokens: region routing, then token attention over the ``topk`` routed regions."""
 
     def __init__(self, dim: int, num_heads: int, n_win: int = 7, topk: int = 4, qk_dim: int = None,
-                 side_dwconv: int = 5):
+                 side_dwconv: int = 5, routing_impl: str = 'gather'):
         super().__init__()
+        if routing_impl not in ROUTING_IMPLS:
+            raise ValueError(f'routing_impl must be one of {ROUTING_IMPLS}, got {routing_impl!r}')
+        self.routing_impl = routing_impl
         self.dim = dim
         self.qk_dim = qk_dim or dim
         if self.qk_dim % num_heads or dim % num_heads:
@@ -80,20 +110,40 @@ class BiLevelRoutingAttention(nn.Module):
         regions = qkv.view(B, p, h, p, w, C).permute(0, 1, 3, 2, 4, 5).reshape(B, p * p, h * w, C)
         q, kv = regions.split([self.qk_dim, self.qk_dim + self.dim], dim=-1)
         idx = self.route(q.mean(2), kv[..., :self.qk_dim].mean(2))
-        topk = idx.shape[-1]
-        # gather the routed regions' keys/values: (B * p*p, topk * h*w, C_kv)
-        flat = idx + torch.arange(B, device=idx.device).view(B, 1, 1) * (p * p)
-        ckv = self.qk_dim + self.dim
-        kv = kv.reshape(B * p * p, h * w, ckv)[flat.view(-1)].view(B * p * p, topk * h * w, ckv)
-        k, v = kv.split([self.qk_dim, self.dim], dim=-1)
-        m = self.num_heads
-        q = q.reshape(B * p * p, h * w, m, self.qk_dim // m).transpose(1, 2)
-        k = k.view(B * p * p, topk * h * w, m, self.qk_dim // m).transpose(1, 2)
-        v = v.view(B * p * p, topk * h * w, m, self.dim // m).transpose(1, 2)
-        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        if self.routing_impl == 'block-sparse' and not torch.jit.is_scripting():
+            out = self._block_sparse(q, kv, idx)
+        else:
+            out = self._gathered(q, kv, idx)
         out = out.transpose(1, 2).reshape(B, p, p, h, w, self.dim).permute(0, 1, 3, 2, 4, 5).reshape(B, H, W, self.dim)
         out = self.wo(out + lepe)
         return out[:, :H0, :W0]
+
+    def _gathered(self, q, kv, idx):
+        """Token attention on the routed regions' keys/values gathered into dense tensors: (B*R, m, T, dv)."""
+        B, R, T, _ = q.shape
+        topk, m = idx.shape[-1], self.num_heads
+        flat = idx + torch.arange(B, device=idx.device).view(B, 1, 1) * R
+        ckv = self.qk_dim + self.dim
+        kv = kv.reshape(B * R, T, ckv)[flat.view(-1)].view(B * R, topk * T, ckv)
+        k, v = kv.split([self.qk_dim, self.dim], dim=-1)
+        q = q.reshape(B * R, T, m, self.qk_dim // m).transpose(1, 2)
+        k = k.view(B * R, topk * T, m, self.qk_dim // m).transpose(1, 2)
+        v = v.view(B * R, topk * T, m, self.dim // m).transpose(1, 2)
+        return F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+
+    @torch.jit.unused  # FlexAttention is not scriptable: a scripted model runs the gather path
+    def _block_sparse(self, q: torch.Tensor, kv: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """The same attention as FlexAttention over all region-major tokens with :func:`routed_block_mask`,
+        returned in :meth:`_gathered`'s layout."""
+        from torch.nn.attention.flex_attention import flex_attention
+        B, R, T, _ = q.shape
+        m = self.num_heads
+        k, v = kv.split([self.qk_dim, self.dim], dim=-1)
+        # separate buffers: inductor's CPU FlexAttention refuses views of one qkv buffer
+        heads = lambda t, c: t.reshape(B, R * T, m, c // m).transpose(1, 2).contiguous()
+        out = flex_attention(heads(q, self.qk_dim), heads(k, self.qk_dim), heads(v, self.dim),
+                             block_mask=routed_block_mask(idx, T, m), scale=self.scale)
+        return out.view(B, m, R, T, self.dim // m).transpose(1, 2).reshape(B * R, m, T, self.dim // m)
 
 
 class AttentionLePE(nn.Module):
@@ -119,12 +169,12 @@ class BiFormerBlock(nn.Module):
     """Depthwise-conv position embedding, then pre-norm attention and MLP, on (B, H, W, C) tokens."""
 
     def __init__(self, dim: int, num_heads: int, n_win: int, topk: int, mlp_ratio: float = 3.0,
-                 side_dwconv: int = 5, drop_path: float = 0.0):
+                 side_dwconv: int = 5, drop_path: float = 0.0, routing_impl: str = 'gather'):
         super().__init__()
         self.pos_embed = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim)
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         if topk > 0:
-            self.attn = BiLevelRoutingAttention(dim, num_heads, n_win, topk, dim, side_dwconv)
+            self.attn = BiLevelRoutingAttention(dim, num_heads, n_win, topk, dim, side_dwconv, routing_impl)
         else:
             self.attn = AttentionLePE(dim, side_dwconv=side_dwconv)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
@@ -157,6 +207,7 @@ class BiFormer(StagedBackbone):
             side_dwconv: int = 5,
             drop_rate: float = 0.0,
             drop_path_rate: float = 0.0,
+            routing_impl: str = 'gather',
     ):
         super().__init__()
         self.in_chans = in_chans
@@ -171,7 +222,7 @@ class BiFormer(StagedBackbone):
         for i, dim in enumerate(embed_dim):
             stages.append(TokenStage(
                 ConvBN(embed_dim[i - 1], dim, 3, 2, 1, bias=True) if i > 0 else None,
-                [BiFormerBlock(dim, dim // head_dim, n_win, topks[i], mlp_ratio, side_dwconv, dpr[i][j])
+                [BiFormerBlock(dim, dim // head_dim, n_win, topks[i], mlp_ratio, side_dwconv, dpr[i][j], routing_impl)
                  for j in range(depth[i])],
             ))
             self.feature_info.append(dict(num_chs=dim, reduction=4 * 2 ** i, module=f'stages.{i}'))
