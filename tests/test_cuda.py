@@ -86,3 +86,17 @@ def test_attention_reaches_sdpa_fused_kernels(name):
         with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION]):
             got = model(x).float()
     torch.testing.assert_close(got, want, atol=5e-2, rtol=5e-2)
+
+
+@pytest.mark.parametrize('stage', [(64, 2, 56, 1), (128, 4, 28, 4), (256, 8, 14, 16)], ids=str)
+def test_bra_block_sparse_compiled_matches_gather(stage):
+    """BiFormer-T's stages (dim, heads, map, top-k) at 224 px: 64, 16 and 4 tokens a region."""
+    from zoo.models.biformer import BiLevelRoutingAttention
+    dim, heads, size, topk = stage
+    torch.manual_seed(0)
+    gather = BiLevelRoutingAttention(dim, heads, 7, topk).cuda().eval()
+    sparse = BiLevelRoutingAttention(dim, heads, 7, topk, routing_impl='block-sparse').cuda().eval()
+    sparse.load_state_dict(gather.state_dict())
+    x = torch.randn(4, size, size, dim, device='cuda')
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(sparse)(x), gather(x), atol=1e-4, rtol=1e-4)

@@ -3,7 +3,8 @@
 #   1. the tests that need CUDA (tests/test_cuda.py: the fused SKA kernel compiled for the device, LSNet on it
 #      eager / compiled / training, attention on SDPA's fused kernels);
 #   2. the fused kernels against the paths they replace (SKA kernel vs the shifted sum, forward and
-#      forward+backward, at LSNet-T's stage shapes);
+#      forward+backward, at LSNet-T's stage shapes; BiFormer's routed attention, block-sparse FlexAttention vs
+#      gather + SDPA, compiled, at BiFormer-T's stage shapes);
 #   3. every family's smallest and a middle variant against timm's model of the same architecture: inference
 #      throughput (AMP fp16, channels-last, batch 256, eager) and a training step (AdamW, AMP), models taking
 #      turns; then the smallest variants compiled (torch.compile), against their peers compiled too.
@@ -27,9 +28,9 @@ step() {  # step SECONDS NAME COMMAND...: run with a time limit, note a failure,
 
 "$PY" -c 'import torch; assert torch.cuda.is_available(), "no CUDA device"; print(torch.__version__, torch.cuda.get_device_name())' || exit 2
 
-step 120 "CUDA tests" "$PY" -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda.py
+step 90 "CUDA tests" "$PY" -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda.py
 
-step 60 "fused kernels vs the paths they replace" "$PY" - "$OUT_DIR/benchmark-gpu-kernels.md" <<'EOF'
+step 100 "fused kernels vs the paths they replace" "$PY" - "$OUT_DIR/benchmark-gpu-kernels.md" <<'EOF'
 import sys
 import torch
 from torch.utils.benchmark import Timer
@@ -49,6 +50,28 @@ for B, C, H in ((64, 128, 28), (64, 256, 14), (256, 128, 28)):  # LSNet-T's SKA 
                  for f in (ska_reference, ska)]
             rows.append(f'| SKA | {B}, {C}, {G}, {H}, {H}, {k} | {str(dtype)[6:]} | {name} | {t[0]:.3f} | {t[1]:.3f} | '
                         f'{t[0] / t[1]:.2f}x |')
+
+# BiFormer-T's routed attention at its stage shapes (224 px, batch 64): gather + SDPA vs block-sparse
+# FlexAttention, both compiled, AMP fp16
+from zoo.models.biformer import BiLevelRoutingAttention
+rows += ['', '| op | stage (dim, heads, map, top-k) | dtype | pass | gather + SDPA (ms) | block-sparse flex (ms) | speed-up |',
+         '|---|---|---|---|---|---|---|']
+for dim, heads, size, topk in ((64, 2, 56, 1), (128, 4, 28, 4), (256, 8, 14, 16)):
+    x = torch.randn(64, size, size, dim, device='cuda')
+    times = []
+    for impl in ('gather', 'block-sparse'):
+        torch.manual_seed(0)
+        m = torch.compile(BiLevelRoutingAttention(dim, heads, 7, topk, routing_impl=impl).cuda().eval())
+        try:
+            with torch.no_grad(), torch.autocast('cuda', dtype=torch.float16):
+                outs = m(x)
+                times.append(Timer('f(x)', globals=dict(f=m, x=x)).blocked_autorange(min_run_time=0.5).median * 1e3)
+        except Exception as e:  # say why, keep going
+            times.append(None)
+            print(f'{impl} at {size}px: {type(e).__name__}: {str(e).splitlines()[0][:200]}', file=sys.stderr)
+    fmt = lambda t: 'fails' if t is None else f'{t:.3f}'
+    ratio = f'{times[0] / times[1]:.2f}x' if None not in times else ''
+    rows.append(f'| BRA | {dim}, {heads}, {size}, {topk} | fp16 | forward | {fmt(times[0])} | {fmt(times[1])} | {ratio} |')
 text = f'{torch.cuda.get_device_name()}, torch {torch.__version__}; median of torch.utils.benchmark runs.\n\n' + '\n'.join(rows)
 print(text)
 open(sys.argv[1], 'w').write(text + '\n')
@@ -56,10 +79,10 @@ EOF
 
 MODELS="convnext_atto convnext_tiny inceptionnext_atto inceptionnext_tiny unireplknet_a unireplknet_n lsnet_t lsnet_s
         shvit_s1 shvit_s3 fasternet_t0 fasternet_s litv2_s litv2_m biformer_t biformer_s"
-step 230 "inference (eager) and a training step vs timm" "$PY" tools/benchmark.py $MODELS --device cuda --forms deploy \
+step 190 "inference (eager) and a training step vs timm" "$PY" tools/benchmark.py $MODELS --device cuda --forms deploy \
     --timm-peers --channels-last --train-step --no-memory --warmup 3 --repeats 10 \
     --csv "$OUT_DIR/benchmark-gpu.csv" --markdown "$OUT_DIR/benchmark-gpu.md"
-step 150 "compiled inference vs timm compiled" "$PY" tools/benchmark.py convnext_atto lsnet_t shvit_s1 fasternet_t0 \
+step 100 "compiled inference vs timm compiled" "$PY" tools/benchmark.py convnext_atto lsnet_t shvit_s1 fasternet_t0 \
     --device cuda --forms deploy --runtimes compiled --timm-peers --channels-last --no-memory --warmup 3 --repeats 10 \
     --csv "$OUT_DIR/benchmark-gpu-compiled.csv" --markdown "$OUT_DIR/benchmark-gpu-compiled.md"
 echo "=== done $(date -u +%T), status $status"
