@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Generate the measured parts of docs/ from a benchmark CSV and docs/reported.toml: docs/models.md (every
-model), the variants table on each family page, and the speed-accuracy plot.
+model), the variants table on each family page, the speed-accuracy plot; and from tools/quantize.py's CSV
+(docs/deploy-cpu.csv) the table of docs/deploy.md and the plot's int8 points.
 
     python tools/benchmark.py '*' --forms train deploy --compare --repeats 5 --warmup 1 \\
         --csv docs/benchmark-cpu.csv --markdown docs/benchmark-cpu.md
@@ -13,9 +14,12 @@ import sys
 
 import zoo
 from zoo.measure import from_csv
-from zoo.measure.report import load_reported, models_table, speed_accuracy_plot, update_generated, variants_table
+from zoo.measure.report import (deploy_table, load_deploy_rows, load_reported, models_table, speed_accuracy_plot,
+                                update_generated, variants_table)
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+
+DEPLOY_SPEED_SIZE = 224  # the --speed-size (its default) of the tools/quantize.py command docs/deploy.md gives
 
 MODELS_HEADER = """# Models
 
@@ -28,6 +32,8 @@ the benchmark CSV `{csv}` and the reported figures in [reported.toml](reported.t
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--csv', default=os.path.join(ROOT, 'docs', 'benchmark-cpu.csv'))
+    p.add_argument('--deploy-csv', default=os.path.join(ROOT, 'docs', 'deploy-cpu.csv'),
+                   help="tools/quantize.py's rows, for docs/deploy.md and the plot's int8 points")
     p.add_argument('--reported', default=os.path.join(ROOT, 'docs', 'reported.toml'))
     p.add_argument('--docs', default=os.path.join(ROOT, 'docs'), help='the docs folder to write into')
     p.add_argument('--plot', default=None, help='the PNG to write (default: <docs>/speed-accuracy.png)')
@@ -36,13 +42,17 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def pages(rows, reported, docs: str, csv_name: str) -> dict:
-    """{path: new text} for models.md and every family page."""
+def pages(rows, reported, docs: str, csv_name: str, deploy_rows=()) -> dict:
+    """{path: new text} for models.md, every family page and (given ``deploy_rows``) deploy.md."""
     out = {os.path.join(docs, 'models.md'): MODELS_HEADER.format(csv=csv_name) + models_table(rows, reported) + '\n'}
     for family in zoo.families():
         path = os.path.join(docs, family.docs_page)
         with open(path) as f:
             out[path] = update_generated(f.read(), 'variants', variants_table(family.name, rows, reported))
+    if deploy_rows:
+        path = os.path.join(docs, 'deploy.md')
+        with open(path) as f:
+            out[path] = update_generated(f.read(), 'deploy', deploy_table(deploy_rows, 'digits top-1', DEPLOY_SPEED_SIZE))
     return out
 
 
@@ -51,7 +61,8 @@ def main(argv=None):
     with open(args.csv) as f:
         rows = from_csv(f.read())
     reported = load_reported(args.reported)
-    wanted = pages(rows, reported, args.docs, os.path.relpath(args.csv, args.docs))
+    deploy_rows = load_deploy_rows(args.deploy_csv) if os.path.exists(args.deploy_csv) else []
+    wanted = pages(rows, reported, args.docs, os.path.relpath(args.csv, args.docs), deploy_rows)
     stale = []
     for path, text in wanted.items():
         current = open(path).read() if os.path.exists(path) else None
@@ -66,9 +77,10 @@ def main(argv=None):
             return 1
         return 0
     plot = args.plot or os.path.join(args.docs, 'speed-accuracy.png')
-    drawn = speed_accuracy_plot(rows, reported, plot)
+    drawn = speed_accuracy_plot(rows, reported, plot, deploy_rows=deploy_rows)
     print(f'wrote {len(stale)} page(s) of {len(wanted)}; {plot}: {sum(map(len, drawn["families"].values()))} '
-          f'models in {len(drawn["families"])} families, {len(drawn["peers"])} timm peers')
+          f'models in {len(drawn["families"])} families, {len(drawn["peers"])} timm peers, '
+          f'{len(drawn["int8"])} int8 points')
     return 0
 
 

@@ -23,7 +23,7 @@ import torch  # noqa: E402
 
 from zoo.deploy import reparameterize  # noqa: E402
 from zoo.deploy.runtimes import PRECISION, RUNTIMES, calibration_batches, deployed  # noqa: E402
-from zoo.measure import markdown_table  # noqa: E402
+from zoo.measure.report import DEPLOY_FIELDS, deploy_table  # noqa: E402
 from zoo.measure.timing import interleaved_latency  # noqa: E402
 from zoo.train.checkpoint import build_evaluated_model, resolve_weights  # noqa: E402
 from zoo.train.engine import eval_transform  # noqa: E402
@@ -58,6 +58,12 @@ def _val_batches(root, transform, batch_size):
     items = [dataset[i] for i in range(len(dataset))]
     return [(torch.stack([x for x, _ in items[i:i + batch_size]]), torch.tensor([y for _, y in items[i:i + batch_size]]))
             for i in range(0, len(items), batch_size)]
+
+
+def _reason(e: Exception, workdir: str) -> str:
+    """An exception's first line, for a row: the temporary folder's path cut out of it."""
+    text = str(e).replace(os.path.join(workdir, ''), '')
+    return f'{type(e).__name__}: {(text.splitlines() or [""])[0][:300]}'
 
 
 def _file_mb(path):
@@ -96,13 +102,13 @@ def main(argv=None):
                 row.update(top1=100.0 * correct / sum(len(y) for _, y in val), max_abs_err=worst,
                            size_mb=_file_mb(getattr(run, 'path', None)), build_s=time.perf_counter() - t0)
             except Exception as e:  # a runtime that cannot run the model: its row says why
-                row['error'] = f'{type(e).__name__}: {str(e).splitlines()[0][:300]}'
+                row['error'] = _reason(e, workdir)
                 traceback.print_exc(file=sys.stderr)
             rows.append(row)
             print(row, flush=True)
         if a.speed:
             _time_runtimes(model, rows, a, workdir)
-    _report(rows, a, name, input_size)
+    _report(rows, a, input_size)
     return 0
 
 
@@ -115,7 +121,7 @@ def _time_runtimes(model, rows, a, workdir):
         try:
             built.append((r, deployed(model, r['runtime'], size, workdir, None, a.threads)))
         except Exception as e:
-            r['error'] = f'at {a.speed_size}px: {type(e).__name__}: {str(e).splitlines()[0][:300]}'
+            r['error'] = f'at {a.speed_size}px: {_reason(e, workdir)}'
     g = torch.Generator().manual_seed(0)
     x1, x16 = torch.randn(1, *size, generator=g), torch.randn(16, *size, generator=g)
     fns = [fn for _, fn in built]
@@ -129,36 +135,18 @@ def _time_runtimes(model, rows, a, workdir):
             r.update(speedup_b1=eager / l, speedup_b16=eager_bt / b)
 
 
-def _report(rows, a, name, input_size):
-    fmt = lambda v, f: '' if v is None else format(v, f)
-    header = ['model', 'runtime', 'precision', f'top-1 ({os.path.basename(os.path.normpath(a.val))})',
-              'max abs err vs fp32 eager', 'file (MB)']
-    if a.speed:
-        header += [f'latency b1 ({a.speed_size}px, ms)', 'throughput b16 (img/s)', 'vs eager b1', 'vs eager b16']
-    body = []
-    for r in rows:
-        if 'error' in r and 'top1' not in r:
-            body.append([name, r['runtime'], r['precision'], 'fails: ' + r['error'].replace('|', '/')] +
-                        [''] * (len(header) - 4))
-            continue
-        cells = [name, r['runtime'], r['precision'], f'{r["top1"]:.2f}', f'{r["max_abs_err"]:.1e}',
-                 fmt(r.get('size_mb'), '.1f')]
-        if a.speed:
-            cells += [fmt(r.get('latency_ms'), '.1f'), fmt(r.get('throughput'), '.1f'),
-                      fmt(r.get('speedup_b1'), '.2f'), fmt(r.get('speedup_b16'), '.2f')]
-        body.append(cells)
-    table = markdown_table(header, body)
+def _report(rows, a, input_size):
+    table = deploy_table(rows, f'top-1 ({os.path.basename(os.path.normpath(a.val))})',
+                         a.speed_size if a.speed else None)
     print(table)
     if a.markdown:
         with open(a.markdown, 'w') as f:
             f.write(f'Input {input_size[1]}px for top-1 and errors; {a.threads} threads.\n\n{table}\n')
     if a.csv:
         import csv
-        keys = ['model', 'runtime', 'precision', 'top1', 'max_abs_err', 'size_mb', 'latency_ms', 'throughput',
-                'speedup_b1', 'speedup_b16', 'error']
         new = not os.path.exists(a.csv)
         with open(a.csv, 'a', newline='') as f:
-            w = csv.DictWriter(f, fieldnames=keys, extrasaction='ignore')
+            w = csv.DictWriter(f, fieldnames=DEPLOY_FIELDS, extrasaction='ignore')
             if new:
                 w.writeheader()
             w.writerows(rows)
