@@ -70,6 +70,10 @@ def routed_block_mask(idx: torch.Tensor, tokens_per_region: int, num_heads: int)
     return BlockMask.from_kv_blocks(counts, listed, BLOCK_SIZE=T, mask_mod=mask_mod, seq_lengths=(R * T, R * T))
 
 
+# padding depends on the map size: a traced graph (torch.fx) calls the function
+torch.fx.wrap('pad_to_multiple')
+
+
 class BiLevelRoutingAttention(nn.Module):
     """BRA on (B, H, W, C) tokens: region routing, then token attention over the ``topk`` routed regions."""
 
