@@ -39,7 +39,7 @@ from .export import (FORMATS, INT8_FORMATS, OPSET, _max_abs_error, check_inputs,
 from .reparam import foldable_modules, reparameterize
 
 __all__ = ['QUANT_BACKENDS', 'UnsupportedByRuntime', 'plain_layout', 'calibration_batches', 'quantize',
-           'quantization_summary', 'compile_int8', 'quantize_onnx', 'export_openvino', 'openvino_runner',
+           'quantization_summary', 'compile_int8', 'save_int8_program', 'quantize_onnx', 'export_openvino', 'openvino_runner',
            'export_executorch', 'executorch_runner', 'export_coreml', 'inspect_coreml', 'bf16_runner',
            'FLOAT_RUNTIMES', 'INT8_RUNTIMES', 'RUNTIMES', 'PRECISION', 'deployed', 'export_for_runtime', 'export_and_check']
 
@@ -141,7 +141,25 @@ def quantize(model: nn.Module, calibration: Iterable[torch.Tensor], backend: str
         prepared = prepare_pt2e(graph, _quantizer(backend))
         for b in batches:
             prepared(b)
-        return convert_pt2e(prepared)
+        with _no_qat_conv_bn_fold():
+            return convert_pt2e(prepared)
+
+
+@contextlib.contextmanager
+def _no_qat_conv_bn_fold():
+    """convert_pt2e folds quantization-aware training's conv-BN pairs, building 96 pattern graphs (about 10 s)
+    whenever any BatchNorm is in the graph. Post-training ``prepare_pt2e`` has already folded every conv-BN
+    pair, so for the BatchNorms left in a deploy form (LSNet's, BiFormer's) the pass has nothing to do."""
+    from torchao.quantization.pt2e import quantize_pt2e
+    fold = getattr(quantize_pt2e, '_fold_conv_bn_qat', None)
+    if fold is None:  # another torchao: its convert as it is
+        yield
+        return
+    quantize_pt2e._fold_conv_bn_qat = lambda m: m
+    try:
+        yield
+    finally:
+        quantize_pt2e._fold_conv_bn_qat = fold
 
 
 _COMPUTE = {'conv2d', 'linear', 'matmul', 'bmm', 'scaled_dot_product_attention', 'addcmul', 'deform_conv2d',
@@ -178,6 +196,17 @@ class _Int8Compiled:
 
 def compile_int8(graph: torch.fx.GraphModule) -> Callable:
     return _Int8Compiled(graph)
+
+
+def save_int8_program(graph: torch.fx.GraphModule, path: str, input_size: Tuple[int, int, int]) -> str:
+    """A converted PT2E graph saved as a ``torch.export`` program (``.pt2``) taking any batch size;
+    ``torch.export.load(path).module()`` runs its reference numerics, :func:`compile_int8` its int8 kernels."""
+    batch = torch.export.Dim('batch', min=1, max=4096)
+    with torch.no_grad():
+        program = torch.export.export(graph, (torch.randn(2, *input_size),), dynamic_shapes=({0: batch},))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    torch.export.save(program, path)
+    return path
 
 
 # ---------------------------------------------------------------------------------------- ONNX Runtime
@@ -286,6 +315,21 @@ def _xnnpack_means(program) -> None:
     program.graph_module.recompile()
 
 
+# the operator namespaces ExecuTorch's runtime has kernels for (XNNPACK's delegate or its portable kernels)
+_EXECUTORCH_NAMESPACES = ('aten', 'quantized_decomposed')
+
+
+def _executorch_kernels(program) -> None:
+    """Refuse, before lowering (which takes longer than the export), a program holding an operator that
+    ExecuTorch's runtime has no kernel for, as its memory planning would ('Missing out variants')."""
+    missing = {n.target._schema.name for n in program.graph_module.graph.nodes
+               if n.op == 'call_function' and isinstance(n.target, torch._ops.OpOverload)
+               and n.target.namespace not in _EXECUTORCH_NAMESPACES}
+    if missing:
+        raise UnsupportedByRuntime(f'Missing out variants: {missing}: ExecuTorch has no kernel for '
+                                   f'{"these operations" if len(missing) > 1 else "this operation"}')
+
+
 def export_executorch(model: nn.Module, path: str, input_size: Tuple[int, int, int], batch_size: int = 1,
                       calibration: Optional[Iterable[torch.Tensor]] = None) -> Dict[str, object]:
     """``model``'s deploy form as an ExecuTorch program (``.pte``) for batches of ``batch_size``, every
@@ -297,6 +341,7 @@ def export_executorch(model: nn.Module, path: str, input_size: Tuple[int, int, i
     module = quantize(model, calibration, 'xnnpack') if calibration is not None else plain_layout(model)
     with torch.no_grad():
         program = torch.export.export(module, (x,))
+    _executorch_kernels(program)
     _xnnpack_means(program)
     lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -505,12 +550,7 @@ def export_for_runtime(model: nn.Module, path: str, input_size, format: str, cal
                precision='int8' if format in INT8_FORMATS else ('fp16' if format == 'coreml' else 'fp32'))
     inputs = check_inputs(input_size, False)
     if format == 'int8-inductor':
-        graph = quantize(model, calibration, 'x86-inductor')
-        batch = torch.export.Dim('batch', min=1, max=4096)
-        with torch.no_grad():
-            program = torch.export.export(graph, (torch.randn(2, *input_size),), dynamic_shapes=({0: batch},))
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        torch.export.save(program, path)
+        save_int8_program(quantize(model, calibration, 'x86-inductor'), path, input_size)
         row['max_abs_err'] = check_saved(model, path, inputs)
     elif format == 'int8-ort':
         import tempfile
