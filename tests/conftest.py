@@ -22,6 +22,27 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.get_closest_marker('slow') is None)
 
 
+# Each family's smallest variant with one block a stage (two where a stage alternates two kinds of block, as
+# LSNet's do): the widths and every kind of block of the variant, and a graph a fraction of the size. What
+# capturing, compiling and exporting cost grows with the blocks; what they can get wrong is in the kinds of
+# block. A family missing here is built at its full depth.
+SHALLOW = {
+    'convnext_atto': dict(depths=(1, 1, 1, 1)),
+    'inceptionnext_atto': dict(depths=(1, 1, 1, 1)),
+    'unireplknet_a': dict(depths=(1, 1, 1, 1), kernel_sizes=((3,), (13,), (13,), (13,))),
+    'fasternet_t0': dict(depths=(1, 1, 1, 1)),
+    'lsnet_t': dict(depth=(0, 2, 2, 2)),
+    'shvit_s1': dict(depth=(1, 1, 1)),
+    'litv2_s': dict(depths=(1, 1, 1, 1)),
+    'biformer_t': dict(depth=(1, 1, 1, 1)),
+}
+
+
+def shallow(name: str, seed: int = 0, **kwargs) -> torch.nn.Module:
+    """``name`` built with :data:`SHALLOW`'s depths, its norms and layer scales made non-trivial."""
+    return randomize_norms(zoo.create_model(name, **SHALLOW.get(name, {}), **kwargs), seed)
+
+
 def count_params(name: str, deploy: bool = False, **kwargs) -> int:
     """Parameters of zoo model ``name`` (its deploy form with ``deploy``), built on the meta device: shapes
     only, no memory and no initialization, so that a 390M-parameter model costs what a small one does."""

@@ -1,4 +1,4 @@
-"""torch.compile on each family's smallest variant (its widths and kinds of block, one block a stage: SHALLOW),
+"""torch.compile on each family's smallest variant (its widths and kinds of block, one block a stage: conftest.SHALLOW),
 train and deploy form: dynamo captures each forward as one
 whole graph (no graph breaks, no fallback to eager) and the compiled model computes what eager computes,
 gradients and BatchNorm statistics included. ``aot_eager`` runs the captured graphs through AOTAutograd
@@ -14,32 +14,11 @@ import torch
 from torch._dynamo.testing import CompileCounterWithBackend
 
 import zoo
-from conftest import SMALLEST, randomize_norms
+from conftest import SMALLEST, randomize_norms, shallow
 from zoo.models.biformer import BiLevelRoutingAttention
 from zoo.models.litv2 import HiLo
 
 pytestmark = pytest.mark.slow  # each capture takes tens of seconds
-
-# Each family's smallest variant with one block a stage (two where a stage alternates two kinds of block, as
-# LSNet's do): the widths and every kind of block of the variant, and a graph a fraction of the size. What
-# capture and compilation cost grows with the blocks; what they can get wrong is in the kinds of block. A family
-# missing here is compiled at its full depth.
-SHALLOW = {
-    'convnext_atto': dict(depths=(1, 1, 1, 1)),
-    'inceptionnext_atto': dict(depths=(1, 1, 1, 1)),
-    'unireplknet_a': dict(depths=(1, 1, 1, 1), kernel_sizes=((3,), (13,), (13,), (13,))),
-    'fasternet_t0': dict(depths=(1, 1, 1, 1)),
-    'lsnet_t': dict(depth=(0, 2, 2, 2)),
-    'shvit_s1': dict(depth=(1, 1, 1)),
-    'litv2_s': dict(depths=(1, 1, 1, 1)),
-    'biformer_t': dict(depth=(1, 1, 1, 1)),
-}
-
-
-def shallow(name):
-    """``name`` built with :data:`SHALLOW`'s depths, its norms and layer scales made non-trivial."""
-    return randomize_norms(zoo.create_model(name, **SHALLOW.get(name, {})))
-
 
 def _compile(model, backend):
     """``model`` compiled whole, and a counter of the graphs dynamo hands the backend."""
