@@ -1,6 +1,8 @@
-"""The deploy runtimes (zoo.deploy.runtimes) on each family's smallest variant: OpenVINO and ExecuTorch in fp32
-against eager, bf16 autocast, int8 (PT2E for inductor and XNNPACK, ONNX Runtime QDQ, NNCF), Core ML's
-converted program; the files load back, and a runtime that cannot run a family says which operation."""
+"""The deploy runtimes (zoo.deploy.runtimes) on every family: OpenVINO and ExecuTorch in fp32 against eager,
+bf16 autocast, int8 (PT2E for inductor and XNNPACK, ONNX Runtime QDQ, NNCF), Core ML's converted program; the
+files load back, and a runtime that cannot run a family says which operation. Exporters and compilers take each
+family's smallest variant with one block a stage (conftest.SHALLOW, its deploy form): their cost grows with the
+blocks, what they can get wrong is in the kinds of block; docs/deploy.md measures the whole variants."""
 import os
 import re
 import subprocess
@@ -57,7 +59,7 @@ def _close(got, want, tol=1e-4):
 
 @pytest.mark.parametrize('name', SMALLEST)
 def test_openvino_fp32_matches_eager_and_loads_back(name, tmp_path):
-    model = _model(name)
+    model = _deploy(name)
     x = _inputs()
     with torch.no_grad():
         want = model(x)
@@ -116,7 +118,7 @@ def test_int8_onnxruntime_follows_fp32(name, tmp_path):
     """ONNX Runtime's QDQ file loads back and gives logits of cosine similarity >= 0.98 to fp32's on held-out
     inputs of the calibration distribution; convolutions and weight products are quantized, attention
     products stay float."""
-    model = _model(name)
+    model = _deploy(name)
     calibration = rt.calibration_batches(None, SIZE, 16, 8)
     x = _inputs(4)
     with torch.no_grad():
@@ -173,7 +175,7 @@ def test_coreml_program_converts_or_names_the_operation(name, tmp_path):
     """Core ML predicts only on macOS: the saved ML Program is read back and checked (input, output, its
     operations: every convolution and matrix product converted, no op left unconverted); LITv2's non-finite
     check has no Core ML operation, which the error names."""
-    model = _model(name)
+    model = _deploy(name)
     path = str(tmp_path / f'{name}.mlpackage')
     if name in COREML_FAILS:
         with pytest.raises(rt.UnsupportedByRuntime, match=COREML_FAILS[name]):
