@@ -39,7 +39,8 @@ from .export import (FORMATS, INT8_FORMATS, OPSET, _max_abs_error, check_inputs,
 from .reparam import foldable_modules, reparameterize
 
 __all__ = ['QUANT_BACKENDS', 'UnsupportedByRuntime', 'plain_layout', 'calibration_batches', 'quantize',
-           'quantization_summary', 'compile_int8', 'save_int8_program', 'quantize_onnx', 'export_openvino', 'openvino_runner',
+           'quantization_summary', 'compile_int8', 'save_int8_program', 'quantize_onnx', 'export_openvino',
+           'openvino_runner',
            'export_executorch', 'executorch_runner', 'export_coreml', 'inspect_coreml', 'bf16_runner',
            'FLOAT_RUNTIMES', 'INT8_RUNTIMES', 'RUNTIMES', 'PRECISION', 'deployed', 'export_for_runtime', 'export_and_check']
 
