@@ -13,6 +13,8 @@ Runtime; against timm peers. Every model of a group is measured in turns, so rat
     python tools/benchmark.py shvit_s1 convnext_atto --forms unchecked deploy   # what keeping NaN costs
     python tools/benchmark.py lsnet_t --device cuda                # GPU: batch 256 with AMP (fp16) by default
     python tools/benchmark.py lsnet_t --device cuda --timm-peers --channels-last --train-step   # + a training step
+    python tools/benchmark.py lsnet_t biformer_t --forms train deploy --authors lsnet=../lsnet biformer=../BiFormer
+                                                   # against the authors' own code (a checkout), same weights
     python tools/benchmark.py --large-kernel    # ways to compute a 13x13 depthwise conv, timed and checked
 """
 import argparse
@@ -21,7 +23,7 @@ import sys
 import zoo
 import torch
 
-from zoo.measure import (FORMS, LARGE_KERNEL_SHAPES, PEERS, RUNTIMES, benchmark, gemm_peak, kernel_table_markdown,
+from zoo.measure import (AUTHORS, FORMS, LARGE_KERNEL_SHAPES, PEERS, RUNTIMES, benchmark, gemm_peak, kernel_table_markdown,
                            large_kernel_table, to_csv, to_markdown)
 
 
@@ -55,6 +57,10 @@ def parse_args(argv=None):
     p.add_argument('--train-step', action='store_true',
                    help='also time a training step per model at the batch size (AdamW, AMP on a GPU), '
                         'zoo and timm peers taking turns')
+    p.add_argument('--authors', nargs='+', default=[], metavar='FAMILY=CHECKOUT',
+                   help="also measure the authors' own model code, from a checkout of their repository, in their "
+                        'deploy form on the same weights (form authors); families: '
+                        + ', '.join(f'{family} ({code.repo})' for family, code in AUTHORS.items()))
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--warmup', type=int, default=3)
     p.add_argument('--repeats', type=int, default=10)
@@ -71,6 +77,13 @@ def parse_args(argv=None):
         value = getattr(args, name)
         if value is not None and value < least:
             p.error(f'--{name.replace("_", "-")} must be >= {least}, got {value}')
+    authors = {}
+    for item in args.authors:
+        family, sep, checkout = item.partition('=')
+        if not sep or family not in AUTHORS:
+            p.error(f'--authors takes FAMILY=CHECKOUT with FAMILY one of {sorted(AUTHORS)}, got {item!r}')
+        authors[family] = checkout
+    args.authors = authors
     return args
 
 
@@ -120,7 +133,8 @@ def main(argv=None):
                      peer_forms=('timm', 'timm-cl') if args.peers_channels_last else ('timm',),
                      img_size=args.img_size, batch_size=batch_size, threads=args.threads, warmup=args.warmup,
                      repeats=args.repeats, device=args.device, amp=amp, memory=not args.no_memory,
-                     channels_last=args.channels_last, train_step=args.train_step, progress=True)
+                     channels_last=args.channels_last, train_step=args.train_step, authors=args.authors,
+                     progress=True)
     where = torch.cuda.get_device_name() if gpu else f'CPU, {args.threads} threads'
     dtype = {None: 'fp32', torch.float16: 'AMP fp16', torch.bfloat16: 'AMP bf16'}[amp]
     peak = gemm_peak(args.device, amp or torch.float32, args.threads)

@@ -5,14 +5,16 @@ import io
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, fields
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, List, Mapping, Optional, Sequence
 
 import torch
 from tqdm import tqdm
 
+from .authors import AUTHORS, authors_model
 from .counting import count_flops, count_params, peak_memory
 from ..deploy.runtimes import PRECISION
 from .forms import FORMS, PEER_FORMS, RUNTIMES, build_in_form, in_runtime, timm_equivalent
+from ..models import family_of
 from .timing import gemm_peak, interleaved_latency, TrainingStep, with_autocast
 
 __all__ = ['BenchmarkRow', 'benchmark', 'markdown_table', 'to_markdown', 'to_csv', 'from_csv']
@@ -25,7 +27,7 @@ class BenchmarkRow:
     # attention computed as the materialized softmax(QK^T)V instead of SDPA), 'unchecked' (the deploy form with every
     # activation fused and no non-finite check: what keeping NaN costs), 'timm' (timm's model in timm's
     # deploy form, timm.utils.reparameterize_model, where it has one), 'timm-cl' (that, on channels-last weights
-    # and inputs)
+    # and inputs), 'authors' (the authors' own code in their deploy form: zoo.measure.authors)
     form: str
     params: int
     gflops: float  # per image at img_size
@@ -46,9 +48,14 @@ class BenchmarkRow:
     throughput_ratio: Optional[float] = None  # this throughput / reference throughput
     reference: str = ''
     paired_with: str = ''  # for a timm row: the zoo model it is compared with
+    # an 'authors' row: the largest absolute difference of its batch-1 logits from the zoo deploy form's, the two
+    # holding the same weights
+    max_abs_error: Optional[float] = None
 
 
 _DTYPE_NAMES = {None: 'fp32', torch.float16: 'fp16', torch.bfloat16: 'bf16'}
+# rows a zoo model's deploy form is compared with
+_PEER_ROWS = PEER_FORMS + ('authors',)
 
 
 def benchmark(
@@ -68,6 +75,7 @@ def benchmark(
         memory: bool = True,
         channels_last: bool = False,
         train_step: bool = False,
+        authors: Optional[Mapping[str, str]] = None,
         progress: bool = False,
 ) -> List[BenchmarkRow]:
     """Measure every zoo model in each form and runtime, with ``timm_peers`` also timm's model of the same
@@ -82,7 +90,13 @@ def benchmark(
     in channels-last storage. ``train_step`` adds, per model, the time of a training step at ``batch_size``
     (runtime ``'train-step'``: forward, cross-entropy, backward, AdamW step, under ``amp`` with a gradient
     scaler for fp16; zoo models in the train form, peers as timm builds them for training), the models of a
-    group taking turns."""
+    group taking turns. ``authors`` (family name -> a checkout of the authors' repository: ``AUTHORS``) adds,
+    for each model of those families, the authors' own code in their deploy form (form ``'authors'``) on the
+    same weights as the zoo model's forms, with the difference of their outputs (``max_abs_error``)."""
+    authors = dict(authors or {})
+    unwired = sorted(set(authors) - set(AUTHORS))
+    if unwired:
+        raise ValueError(f'authors: no authors\' code is wired for {unwired}; families with it: {sorted(AUTHORS)}')
     unknown = sorted(set(forms) - set(FORMS)) + sorted(set(runtimes) - set(RUNTIMES)) \
         + sorted(set(peer_forms) - set(PEER_FORMS))
     if unknown:
@@ -102,6 +116,8 @@ def benchmark(
     groups = []
     for name in models:
         jobs = [(name, form, runtime, name) for form in forms for runtime in runtimes]
+        if family_of(name).name in authors:
+            jobs += [(name, 'authors', runtime, name) for runtime in runtimes]
         peer = timm_equivalent(name) if timm_peers else None
         if peer:
             jobs += [(peer, form, runtime, name) for form in peer_forms for runtime in runtimes]
@@ -113,14 +129,27 @@ def benchmark(
     with tempfile.TemporaryDirectory() as workdir:
         for jobs in bar:
             bar.set_postfix_str(', '.join(f'{name} [{form}, {runtime}]' for name, form, runtime, _ in jobs))
-            modules, counted = {}, {}
+            modules, counted, errors = {}, {}, {}
+            theirs = {name: authors_model(name, authors[family_of(name).name])
+                      for name, form, _, _ in jobs if form == 'authors'}
             for name, form, _, _ in jobs:
                 if (name, form) not in modules:
-                    module = build_in_form(name, form).to(device)
+                    if form == 'authors':
+                        # the zoo deploy form's FLOPs: the same function (their own counters, as LITv2's
+                        # flops(), would be taken for the zoo's)
+                        module = theirs[name][0]
+                        ours = build_in_form(name, 'deploy', theirs[name][1])
+                        with torch.no_grad():
+                            errors[name] = (module(x1.cpu()) - ours(x1.cpu())).abs().max().item()
+                        gflops = count_flops(ours, x1.cpu()) / 1e9
+                    else:
+                        module = build_in_form(name, form, theirs[name][1] if name in theirs else None)
+                    module = module.to(device)
                     if channels_last:
                         module = module.to(memory_format=torch.channels_last)
                     modules[name, form] = module
-                    counted[name, form] = (count_params(module), count_flops(module, x1) / 1e9)
+                    counted[name, form] = (count_params(module),
+                                           gflops if form == 'authors' else count_flops(module, x1) / 1e9)
             built = [with_autocast(in_runtime(modules[name, form], runtime, img_size, threads, workdir),
                                     device, amp) for name, form, runtime, _ in jobs]
             latency = interleaved_latency(built, x1, warmup, repeats)
@@ -134,8 +163,9 @@ def benchmark(
                     model=name, form=form, params=params, gflops=gflops, img_size=img_size, latency_ms=1e3 * lat,
                     throughput=batch_size / bt, batch_size=batch_size, runtime=runtime, device=device,
                     dtype=_DTYPE_NAMES[amp] if amp else PRECISION[runtime], gflops_per_s=gflops * batch_size / bt,
-                    peak_fraction=gflops * batch_size / bt / peak, peak_mem_mb=mem, paired_with=paired))
-            del built, modules
+                    peak_fraction=gflops * batch_size / bt / peak, peak_mem_mb=mem, paired_with=paired,
+                    max_abs_error=errors.get(name) if form == 'authors' else None))
+            del built, modules, theirs
             if runtimes != ('eager',):
                 torch._dynamo.reset()
             if train_step:
@@ -148,7 +178,8 @@ def _train_step_rows(jobs, xb: torch.Tensor, amp: Optional[torch.dtype], layout,
                      repeats: int) -> List[BenchmarkRow]:
     """One row per model of a group: seconds per training step, the models taking turns."""
     import timm
-    names = list(dict.fromkeys((name, form in PEER_FORMS, paired) for name, form, _, paired in jobs))
+    names = list(dict.fromkeys((name, form in PEER_FORMS, paired) for name, form, _, paired in jobs
+                               if form != 'authors'))
     steps = []
     for name, is_peer, _ in names:
         model = (timm.create_model(name) if is_peer else build_in_form(name, 'train')).to(xb.device)
@@ -166,13 +197,13 @@ def _train_step_rows(jobs, xb: torch.Tensor, amp: Optional[torch.dtype], layout,
 def _add_ratios(rows: List[BenchmarkRow]) -> None:
     first, deploy, first_by_runtime = {}, {}, {}
     for row in rows:
-        if row.form not in PEER_FORMS:
+        if row.form not in _PEER_ROWS:
             first.setdefault(row.model, row)
             first_by_runtime.setdefault((row.model, row.runtime), row)
             if row.form == 'deploy':
                 deploy.setdefault((row.model, row.runtime), row)
     for row in rows:
-        if row.form in PEER_FORMS:
+        if row.form in _PEER_ROWS:
             # a peer against the zoo model's deploy form; a training step against its train form's
             ref = deploy.get((row.paired_with, row.runtime)) or first_by_runtime.get((row.paired_with, row.runtime))
             if ref is None:
@@ -180,6 +211,8 @@ def _add_ratios(rows: List[BenchmarkRow]) -> None:
             row.latency_ratio = row.latency_ms / ref.latency_ms
             row.throughput_ratio = ref.throughput / row.throughput
             row.reference = f'{ref.model} [{ref.form}, {ref.runtime}] vs this'
+            if row.max_abs_error is not None:
+                row.reference += f'; same weights, outputs differ by {row.max_abs_error:.1e} at most'
         else:
             ref = first[row.model] if row.runtime != 'train-step' else None
             if ref is None or ref is row:

@@ -2,6 +2,7 @@
 activations unchecked for NaN, timm's model as built or
 on channels-last storage) and in a runtime (eager, ``torch.compile``, ONNX Runtime, bf16, int8, OpenVINO,
 ExecuTorch: ``zoo.deploy.runtimes``), and the timm peers a zoo model is compared with."""
+import copy
 from typing import Callable, Optional
 
 import timm
@@ -71,9 +72,10 @@ class ChannelsLast(nn.Module):
         return self.model(x.contiguous(memory_format=torch.channels_last))
 
 
-def build_in_form(name: str, form: str) -> nn.Module:
-    """Model ``name`` in ``form``, in eval mode."""
-    model = _build(name, form)
+def build_in_form(name: str, form: str, model: Optional[nn.Module] = None) -> nn.Module:
+    """Model ``name`` in ``form``, in eval mode; from a copy of ``model`` (zoo model ``name``, train form) where
+    given, else with fresh weights."""
+    model = _build(name, form) if model is None else copy.deepcopy(model).eval()
     if form in PEER_FORMS:
         from timm.utils import reparameterize_model
         model = reparameterize_model(model)
