@@ -179,6 +179,19 @@ def test_bra_block_sparse_compiled_skips_unrouted_blocks_and_matches():
     assert (out - ref).abs().max() <= 1e-5
 
 
+@pytest.mark.parametrize('impl,compiling,exporting,sparse', [
+    ('auto', False, False, False), ('auto', True, False, True), ('auto', True, True, False),
+    ('gather', True, False, False), ('block-sparse', False, False, True)])
+def test_bra_auto_routes_block_sparse_only_under_compile(monkeypatch, impl, compiling, exporting, sparse):
+    """'auto' (the default) takes block-sparse FlexAttention inside torch.compile only: eager, and torch.export
+    (whose runtimes have no FlexAttention), keep the gather."""
+    assert BiLevelRoutingAttention(32, 1).routing_impl == 'auto'
+    m = BiLevelRoutingAttention(32, 1, routing_impl=impl)
+    monkeypatch.setattr(torch.compiler, 'is_compiling', lambda: compiling)
+    monkeypatch.setattr(torch.compiler, 'is_exporting', lambda: exporting)
+    assert m._routes_block_sparse() is sparse
+
+
 def test_routed_block_mask_lists_each_query_regions_routes():
     from zoo.models.biformer import routed_block_mask
     idx = torch.tensor([[[2, 0], [1, 3], [3, 2], [0, 1]]])  # 1 image, 4 regions, top-2

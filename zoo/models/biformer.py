@@ -20,7 +20,9 @@ multiple of ``n_win`` and crops back, so any input size runs; at sizes with no p
 classification model. Attention runs through ``scaled_dot_product_attention``: BRA as one call over
 (batch x regions, heads) with the gathered keys/values, the last stage as one call over the whole map.
 
-Deploy form: the stem and downsampling Conv–BNs fold into convs.
+Deploy form: the stem and downsampling Conv–BNs fold into convs. Every Linear runs oneDNN's kernel on a
+weight packed once (``FusedLinear``; the MLP's GELU in its first layer's pass, ``FusedMlp``), every conv
+too (``FusedConv2d``, ``deploy_fused_convs``).
 """
 import re
 from typing import Dict, Tuple
@@ -32,7 +34,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, Mlp, calculate_drop_path_rates, trunc_normal_
 from timm.models import generate_default_cfgs
 
-from ..layers import ConvBN, NormLinear, on_tokens, pad_to_multiple
+from ..layers import ConvBN, FoldedCopy, FusedLinear, FusedMlp, NormLinear, on_tokens, pad_to_multiple
 from ..weights import check_pretrained
 from ._base import StagedBackbone, TokenStage
 from .registry import Family, register_family
@@ -42,8 +44,10 @@ __all__ = ['BiFormer', 'BiLevelRoutingAttention', 'AttentionLePE', 'ROUTING_IMPL
 # how BRA computes token attention over the routed regions: 'gather' copies the routed regions' keys and
 # values into dense tensors, then one SDPA call; 'block-sparse' is FlexAttention over the whole map with a
 # block mask listing, for each query region, its routed key regions: nothing gathered, the blocks not routed
-# skipped. It is meant for torch.compile (eager FlexAttention builds the full score matrix: a reference only)
-ROUTING_IMPLS = ('gather', 'block-sparse')
+# skipped. It is meant for torch.compile (eager FlexAttention builds the full score matrix: a reference only).
+# 'auto' (the default): block-sparse inside torch.compile, gather everywhere else (eager, TorchScript, FX, and
+# torch.export, whose runtimes have no FlexAttention)
+ROUTING_IMPLS = ('auto', 'gather', 'block-sparse')
 
 
 def routed_block_mask(idx: torch.Tensor, tokens_per_region: int, num_heads: int):
@@ -78,7 +82,7 @@ class BiLevelRoutingAttention(nn.Module):
     """BRA on (B, H, W, C) tokens: region routing, then token attention over the ``topk`` routed regions."""
 
     def __init__(self, dim: int, num_heads: int, n_win: int = 7, topk: int = 4, qk_dim: int = None,
-                 side_dwconv: int = 5, routing_impl: str = 'gather'):
+                 side_dwconv: int = 5, routing_impl: str = 'auto'):
         super().__init__()
         if routing_impl not in ROUTING_IMPLS:
             raise ValueError(f'routing_impl must be one of {ROUTING_IMPLS}, got {routing_impl!r}')
@@ -114,13 +118,19 @@ class BiLevelRoutingAttention(nn.Module):
         regions = qkv.view(B, p, h, p, w, C).permute(0, 1, 3, 2, 4, 5).reshape(B, p * p, h * w, C)
         q, kv = regions.split([self.qk_dim, self.qk_dim + self.dim], dim=-1)
         idx = self.route(q.mean(2), kv[..., :self.qk_dim].mean(2))
-        if self.routing_impl == 'block-sparse' and not torch.jit.is_scripting():
+        if not torch.jit.is_scripting() and self._routes_block_sparse():
             out = self._block_sparse(q, kv, idx)
         else:
             out = self._gathered(q, kv, idx)
         out = out.transpose(1, 2).reshape(B, p, p, h, w, self.dim).permute(0, 1, 3, 2, 4, 5).reshape(B, H, W, self.dim)
         out = self.wo(out + lepe)
         return out[:, :H0, :W0]
+
+    @torch.jit.unused
+    def _routes_block_sparse(self) -> bool:
+        if self.routing_impl == 'auto':
+            return torch.compiler.is_compiling() and not torch.compiler.is_exporting()
+        return self.routing_impl == 'block-sparse'
 
     def _gathered(self, q, kv, idx):
         """Token attention on the routed regions' keys/values gathered into dense tensors: (B*R, m, T, dv)."""
@@ -169,11 +179,11 @@ class AttentionLePE(nn.Module):
         return self.proj(out)
 
 
-class BiFormerBlock(nn.Module):
+class BiFormerBlock(FoldedCopy, nn.Module):
     """Depthwise-conv position embedding, then pre-norm attention and MLP, on (B, H, W, C) tokens."""
 
     def __init__(self, dim: int, num_heads: int, n_win: int, topk: int, mlp_ratio: float = 3.0,
-                 side_dwconv: int = 5, drop_path: float = 0.0, routing_impl: str = 'gather'):
+                 side_dwconv: int = 5, drop_path: float = 0.0, routing_impl: str = 'auto'):
         super().__init__()
         self.pos_embed = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim)
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
@@ -190,9 +200,17 @@ class BiFormerBlock(nn.Module):
         x = x + self.drop_path(self.attn(self.norm1(x)))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
+    def _fold(self):
+        self.mlp = FusedMlp(self.mlp.fc1, self.mlp.fc2, 'gelu')
+        for name in ('qkv', 'wo', 'proj'):
+            layer = getattr(self.attn, name, None)
+            if layer is not None:
+                setattr(self.attn, name, FusedLinear.from_weights(layer.weight, layer.bias))
+
 
 class BiFormer(StagedBackbone):
     arch = 'BiFormer'
+    deploy_fused_convs = True
     # the final BatchNorm acts on the residual stream's sum (nothing linear to fold it into) and its output is
     # the feature map forward_features returns; it stays in the deploy form
     unfoldable_norms = ('norm',)
@@ -211,7 +229,7 @@ class BiFormer(StagedBackbone):
             side_dwconv: int = 5,
             drop_rate: float = 0.0,
             drop_path_rate: float = 0.0,
-            routing_impl: str = 'gather',
+            routing_impl: str = 'auto',
     ):
         super().__init__()
         self.in_chans = in_chans

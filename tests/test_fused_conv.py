@@ -1,0 +1,105 @@
+"""FusedConv2d: oneDNN's convolution on a packed weight in CPU inference, the plain conv everywhere else; the
+same function either way, through weight edits, non-finite values, shapes and layouts; and the deploy forms
+of the attention families hold it in place of their plain convs."""
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import zoo
+from conftest import randomize_norms
+from zoo.layers import FusedConv2d
+
+ACTS = {'none': lambda y: y, 'gelu': F.gelu, 'relu': F.relu}
+
+
+def _plain(layer: FusedConv2d, x: torch.Tensor) -> torch.Tensor:
+    return ACTS[layer.act](F.conv2d(x, layer.weight, layer.bias, layer.stride, layer.padding, layer.dilation,
+                                    layer.groups))
+
+
+@pytest.mark.parametrize('act', ['none', 'gelu', 'relu'])
+@pytest.mark.parametrize('conv', [
+    dict(in_channels=8, out_channels=16, kernel_size=1),
+    dict(in_channels=12, out_channels=12, kernel_size=3, padding=1, groups=12),
+    dict(in_channels=6, out_channels=8, kernel_size=3, stride=2, padding=1, groups=2),
+    dict(in_channels=4, out_channels=4, kernel_size=(3, 5), padding=(2, 1), dilation=(2, 1), bias=False),
+])
+def test_fused_conv_is_the_plain_conv_in_both_layouts_and_under_autograd(act, conv):
+    torch.manual_seed(0)
+    layer = FusedConv2d(**conv, act=act).eval()
+    x = torch.randn(2, conv['in_channels'], 9, 7)
+    with torch.no_grad():
+        want = _plain(layer, x)
+        torch.testing.assert_close(layer(x), want, atol=1e-5, rtol=1e-5)
+        cl = layer(x.contiguous(memory_format=torch.channels_last))
+        torch.testing.assert_close(cl, want, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(layer(x[:1]), want[:1], atol=1e-5, rtol=1e-5)  # another shape, packed anew
+    x.requires_grad_(True)
+    out = layer(x)
+    out.sum().backward()  # the plain path, which autograd differentiates
+    assert x.grad is not None and layer.weight.grad is not None
+    torch.testing.assert_close(out.detach(), want, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize('act', ['relu', 'gelu'])
+def test_fused_conv_follows_every_weight_edit_and_keeps_nan(act):
+    layer = FusedConv2d(4, 8, 3, padding=1, act=act).eval()
+    x = torch.randn(2, 4, 6, 6)
+    edits = [lambda: layer.weight.data.copy_(torch.randn(8, 4, 3, 3)),
+             lambda: layer.bias.data.add_(1.0),
+             lambda: layer.load_state_dict(FusedConv2d(4, 8, 3, padding=1, act=act).state_dict()),
+             lambda: setattr(layer.weight, 'data', torch.randn(8, 4, 3, 3))]
+    with torch.no_grad():
+        layer(x)
+        for edit in edits:
+            edit()
+            torch.testing.assert_close(layer(x), _plain(layer, x), atol=1e-5, rtol=1e-5)
+        x[0, 1, 2, 3] = float('nan')  # oneDNN's fused ReLU would give 0 where the plain conv gives NaN
+        out = layer(x)
+        torch.testing.assert_close(out, _plain(layer, x), atol=1e-5, rtol=1e-5, equal_nan=True)
+        assert out[0].isnan().any() and torch.isfinite(out[1]).all()
+        x[0, 1, 2, 3] = 0.0
+        layer.weight.data[0, 0, 0, 0] = float('inf')  # never packed: the plain conv keeps the inf's results
+        torch.testing.assert_close(layer(x), _plain(layer, x), equal_nan=True)
+
+
+def test_fused_conv_keeps_a_few_packed_shapes_and_survives_copies():
+    layer = FusedConv2d(3, 4, 3, padding=1).eval()
+    with torch.no_grad():
+        for size in range(4, 4 + FusedConv2d._MAX_SHAPES + 2):
+            x = torch.randn(1, 3, size, size)
+            torch.testing.assert_close(layer(x), _plain(layer, x), atol=1e-5, rtol=1e-5)
+        assert len(layer._packed[2]) == FusedConv2d._MAX_SHAPES
+        copied = copy.deepcopy(layer)
+        torch.testing.assert_close(copied(x), layer(x))
+        scripted = torch.jit.script(layer)
+        torch.testing.assert_close(scripted(x), layer(x), atol=1e-5, rtol=1e-5)
+
+
+def test_fused_conv_from_conv_shares_the_tensors_and_refuses_what_it_cannot_run():
+    conv = nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2)
+    layer = FusedConv2d.from_conv(conv, act='relu')
+    assert layer.weight is conv.weight and layer.bias is conv.bias
+    assert (layer.stride, layer.padding, layer.groups) == ((2, 2), (1, 1), 2)
+    with pytest.raises(ValueError, match="activation must be one of .* got 'swish'"):
+        FusedConv2d(2, 2, 1, act='swish')
+    with pytest.raises(ValueError, match="zero padding given as numbers, got padding='same'"):
+        FusedConv2d(2, 2, 3, padding='same')
+    with pytest.raises(ValueError, match="padding_mode='reflect'"):
+        FusedConv2d(2, 2, 3, padding=1, padding_mode='reflect')
+
+
+@pytest.mark.parametrize('name', ['lsnet_t', 'shvit_s1', 'litv2_s', 'biformer_t'])
+def test_attention_families_deploy_with_fused_convs_only(name):
+    """No plain conv is left in the deploy form (each became a FusedConv2d), and the train form has none."""
+    model = randomize_norms(zoo.create_model(name)).eval()
+    deploy = zoo.reparameterize(model)
+    assert not any(isinstance(m, FusedConv2d) for m in model.modules())
+    assert not [n for n, m in deploy.named_modules() if type(m) is nn.Conv2d]
+    assert any(isinstance(m, FusedConv2d) for m in deploy.modules())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(deploy(x), model(x), atol=1e-4, rtol=1e-4)
