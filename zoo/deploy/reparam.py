@@ -5,12 +5,15 @@ becomes a biased conv, a RepVGG block one kernel). A block whose deploy form is 
 folded parameters returns that copy with ``fused = True``; fusing it again returns it unchanged. The walker
 knows no family. ``timm.utils.reparameterize_model``
 walks the same protocol, so it gives the same deploy modules and outputs; only the layout differs, as it does
-not move a channels-last model's weights (or a ``deploy_channels_last`` model) to channels-last storage.
+not move a channels-last model's weights (or a ``deploy_channels_last`` model) to channels-last storage,
+nor give a ``deploy_fused_convs`` model's plain convolutions oneDNN's packed kernels (``FusedConv2d``).
 """
 import copy
 
 import torch
 import torch.nn as nn
+
+from ..layers import FusedConv2d
 
 __all__ = ['reparameterize', 'foldable_modules']
 
@@ -27,6 +30,16 @@ def _can_fuse(module: nn.Module) -> bool:
     return hasattr(module, 'fuse') and not getattr(module, 'fused', False)
 
 
+def _pack_convs(module: nn.Module) -> None:
+    """Every plain zero-padded ``nn.Conv2d`` under ``module`` becomes a :class:`FusedConv2d` holding its
+    tensors: the same function, with oneDNN's packed kernel in CPU inference."""
+    for name, child in module.named_children():
+        if type(child) is nn.Conv2d and child.padding_mode == 'zeros' and not isinstance(child.padding, str):
+            setattr(module, name, FusedConv2d.from_conv(child))
+        else:
+            _pack_convs(child)
+
+
 def reparameterize(model: nn.Module, inplace: bool = False) -> nn.Module:
     """Return the deploy form of ``model`` (a copy unless ``inplace``), in eval mode: every Conv–BN and
     BN–Linear folded, every multi-branch block merged. Outputs match the eval-mode train form."""
@@ -37,7 +50,9 @@ def reparameterize(model: nn.Module, inplace: bool = False) -> nn.Module:
     _fuse_children(model)
     # the backbone may sit inside a wrapper (timm's features_only getter, a detector)
     channels_last = False
-    for m in model.modules():
+    for m in list(model.modules()):
+        if getattr(m, 'deploy_fused_convs', False):
+            _pack_convs(m)
         if getattr(m, 'deploy_channels_last', False):
             m.channels_last = True  # the deploy form runs channels-last
         channels_last = channels_last or getattr(m, 'channels_last', False)

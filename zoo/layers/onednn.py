@@ -37,7 +37,7 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 from ..patches import onednn
 from ._fx import is_fx_tracing, register_notrace_module
 
-__all__ = ['FusedLinear', 'FusedMlp', 'TrackedParameter', 'onednn_available', 'unchecked_activations']
+__all__ = ['FusedConv2d', 'FusedLinear', 'FusedMlp', 'TrackedParameter', 'onednn_available', 'unchecked_activations']
 
 _UNCHECKED = contextvars.ContextVar('zoo_unchecked_activations', default=False)
 
@@ -178,3 +178,82 @@ class FusedMlp(nn.Module):
 
     def forward(self, x):
         return self.fc2(self.fc1(x))
+
+
+@register_notrace_module  # traced by timm's tracer as one call, which runs the fused kernel when it can
+class FusedConv2d(nn.Conv2d):
+    """An ``nn.Conv2d`` (zero padding) with an optional activation (``'gelu'``, ``'relu'``) that, in CPU
+    inference on float32, runs oneDNN's convolution on a weight packed for the input's shape (packed once per
+    shape, kept for the last few): no weight reorder per call and the bias and activation in the same pass.
+    Anywhere else (GPU, autograd, tracing, export, compile, TorchScript, a PyTorch without the ops) it is
+    exactly ``act(F.conv2d(...))``. The NaN rules and the tracking of weight edits are FusedLinear's."""
+    __jit_ignored_attributes__ = ['_packed']
+    _MAX_SHAPES = 4  # packed weights kept per layer (one per input shape seen last)
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = 'zeros', act: str = 'none', device=None,
+                 dtype=None):
+        if act not in _ACTS:
+            raise ValueError(f'FusedConv2d activation must be one of {sorted(_ACTS)}, got {act!r}')
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device=device, dtype=dtype)
+        if self.padding_mode != 'zeros' or isinstance(self.padding, str):
+            raise ValueError(f'FusedConv2d takes zero padding given as numbers, got padding={self.padding!r}, '
+                             f'padding_mode={self.padding_mode!r}')
+        self.act = act
+        self._packed = None
+        _track(self.weight)
+        if self.bias is not None:
+            _track(self.bias)
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d, act: str = 'none') -> 'FusedConv2d':
+        """A FusedConv2d holding ``conv``'s weight and bias (the same tensors, not copies)."""
+        layer = skip_init(cls, conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                          conv.dilation, conv.groups, conv.bias is not None, act=act, device=conv.weight.device,
+                          dtype=conv.weight.dtype)
+        layer.weight, layer.bias = _track(conv.weight), conv.bias if conv.bias is None else _track(conv.bias)
+        return layer
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f', act={self.act}'
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state['_packed'] = None
+        return state
+
+    def _packed_weight(self, shape) -> Optional[torch.Tensor]:
+        w, b = _track(self.weight), self.bias if self.bias is None else _track(self.bias)
+        key = (w.data_ptr(), w._version) + ((b.data_ptr(), b._version) if b is not None else ())
+        if self._packed is None or self._packed[0] != key:
+            finite = bool(torch.isfinite(w).all()) and (b is None or bool(torch.isfinite(b).all()))
+            self._packed = (key, finite, {})
+        if not self._packed[1]:
+            return None
+        cache = self._packed[2]
+        if shape not in cache:
+            if len(cache) >= self._MAX_SHAPES:
+                cache.pop(next(iter(cache)))
+            cache[shape] = onednn.reorder_conv_weight(w.detach(), shape, self.padding, self.stride, self.dilation,
+                                                      self.groups)
+        return cache[shape]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():  # the plain ops, as FusedLinear
+            x = self._conv_forward(x, self.weight, self.bias)
+            if self.act == 'gelu':
+                return F.gelu(x)
+            if self.act == 'relu':
+                return F.relu(x)
+            return x
+        if x.dim() == 4 and _use_onednn(x, self.weight):
+            unchecked = _UNCHECKED.get()
+            if unchecked or self.act != 'gelu' or math.isfinite(x.sum().item()):
+                packed = self._packed_weight(tuple(x.shape))
+                if packed is not None:
+                    args = (self.padding, self.stride, self.dilation, self.groups)
+                    if self.act == 'relu' and not unchecked:
+                        return onednn.conv_pointwise(x, packed, self.bias, *args, 'none').relu_()
+                    return onednn.conv_pointwise(x, packed, self.bias, *args, self.act)
+        return _ACTS[self.act](self._conv_forward(x, self.weight, self.bias))

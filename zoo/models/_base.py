@@ -121,6 +121,8 @@ class StagedBackbone(nn.Module):
     CPU (docs/benchmarks.md); outputs keep the NCHW shape either way. ``deploy_channels_last``: only the
     deploy form does (``zoo.reparameterize`` sets ``channels_last`` on it), where its 1x1 convolutions have
     become Linears on the channels; the train form keeps the NCHW layout of the official code.
+    ``deploy_fused_convs``: the deploy form's plain convolutions become :class:`zoo.layers.FusedConv2d`
+    (oneDNN's kernel on a weight packed once, in CPU inference), which the family's benchmarks measured as faster.
     """
     # TorchScript: read when the model is scripted (and the branches they rule out are not compiled)
     __constants__ = ['arch', 'channels_last', '_head_is_identity']
@@ -128,6 +130,7 @@ class StagedBackbone(nn.Module):
     arch = 'model'
     channels_last = False
     deploy_channels_last = False
+    deploy_fused_convs = False
     head_classifier = 'fc'
 
     @staticmethod

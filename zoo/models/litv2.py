@@ -22,7 +22,9 @@ Where this differs from the released classification code, and why:
 - Every attention computes through ``scaled_dot_product_attention``.
 
 Deploy form: each DTM's BatchNorm folds into its deformable conv's weight and bias (the offsets do not
-depend on it).
+depend on it). Every Linear of the attention and the MLP runs oneDNN's kernel on a weight packed once
+(``FusedLinear``), the MLP's depthwise conv too, with its GELU in the same pass (``FusedConv2d``), as the
+other convs (``deploy_fused_convs``).
 """
 import math
 import re
@@ -35,7 +37,8 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, calculate_drop_path_rates, trunc_normal_
 from timm.models import generate_default_cfgs
 
-from ..layers import DeformConv2dPack, FoldedCopy, LayerNorm2d, NormLinear, fold_bn, on_tokens, pad_to_multiple
+from ..layers import (DeformConv2dPack, FoldedCopy, FusedConv2d, FusedLinear, LayerNorm2d, NormLinear, fold_bn,
+                      on_tokens, pad_to_multiple)
 from ..weights import check_pretrained
 from ._base import StagedBackbone, TokenStage
 from .registry import Family, register_family
@@ -46,7 +49,11 @@ __all__ = ['LITv2', 'HiLo', 'DeformableTokenMerging']
 torch.fx.wrap('pad_to_multiple')
 
 
-class HiLo(nn.Module):
+def _fused_linear(layer: nn.Linear) -> FusedLinear:
+    return FusedLinear.from_weights(layer.weight, layer.bias)
+
+
+class HiLo(FoldedCopy, nn.Module):
     """HiLo attention on (B, H, W, C) tokens.
 
     ``int(num_heads * alpha)`` Lo-Fi heads attend from every position to the ``window_size``-pooled map;
@@ -92,6 +99,11 @@ class HiLo(nn.Module):
         x = F.scaled_dot_product_attention(q, kv[0], kv[1])
         return self.l_proj(x.transpose(1, 2).reshape(B, H, W, self.l_dim))
 
+    def _fold(self):
+        for name in ('l_q', 'l_kv', 'l_proj', 'h_qkv', 'h_proj'):
+            if hasattr(self, name):
+                setattr(self, name, _fused_linear(getattr(self, name)))
+
     def forward(self, x):
         x, H, W = pad_to_multiple(x, self.ws)
         # the layers of a kind of head exist only if it has heads; TorchScript evaluates hasattr when scripting
@@ -104,8 +116,9 @@ class HiLo(nn.Module):
         return out[:, :H, :W]
 
 
-class DWMlp(nn.Module):
-    """Linear, 3x3 depthwise conv, GELU, Linear on (B, H, W, C) tokens (the conv sees a channels-last view)."""
+class DWMlp(FoldedCopy, nn.Module):
+    """Linear, 3x3 depthwise conv, GELU, Linear on (B, H, W, C) tokens (the conv sees a channels-last view).
+    Deploy form: the GELU computed in the conv's pass."""
 
     def __init__(self, dim: int, hidden: int, drop: float = 0.0):
         super().__init__()
@@ -119,6 +132,10 @@ class DWMlp(nn.Module):
         x = self.fc1(x)
         x = self.dwconv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # the conv on the NCHW view
         return self.drop(self.fc2(self.drop(self.act(x))))
+
+    def _fold(self):
+        self.fc1, self.fc2 = _fused_linear(self.fc1), _fused_linear(self.fc2)
+        self.dwconv, self.act = FusedConv2d.from_conv(self.dwconv, act='gelu'), nn.Identity()
 
 
 class LITBlock(nn.Module):
@@ -176,6 +193,7 @@ class PatchEmbed(nn.Module):
 
 class LITv2(StagedBackbone):
     arch = 'LITv2'
+    deploy_fused_convs = True
 
     def __init__(
             self,

@@ -271,6 +271,7 @@ def _lsnet_stage(in_dim, dim, depth, key_dim, num_heads, attn_ratio, resolution,
 
 class LSNet(BNLinearHead, StagedBackbone):
     arch = 'LSNet'
+    deploy_fused_convs = True
 
     def __init__(
             self,

@@ -182,6 +182,7 @@ def _downsample(in_dim: int, dim: int) -> nn.Sequential:
 
 class SHViT(BNLinearHead, StagedBackbone):
     arch = 'SHViT'
+    deploy_fused_convs = True
     deploy_channels_last = True
 
     def __init__(

@@ -1,7 +1,10 @@
-"""PyTorch's private oneDNN ops behind the deploy forms' fused Linear layers (``zoo.layers.FusedLinear``).
+"""PyTorch's private oneDNN ops behind the deploy forms' fused Linear and conv layers
+(``zoo.layers.FusedLinear``, ``zoo.layers.FusedConv2d``).
 
 ``torch.ops.mkldnn._reorder_linear_weight`` packs a Linear weight into oneDNN's blocked layout once;
-``torch.ops.mkldnn._linear_pointwise`` runs ``act(x W^T + b)`` on it in one pass. They are the kernels
+``torch.ops.mkldnn._linear_pointwise`` runs ``act(x W^T + b)`` on it in one pass;
+``torch._C._nn.mkldnn_reorder_conv2d_weight`` and ``torch.ops.mkldnn._convolution_pointwise`` do the same
+for a 2-D convolution (the weight packed for one input shape). They are the kernels
 PyTorch's own compiler (inductor) emits on CPU, but they are private: their signatures may change in any
 release. The fast path is used only on a torch in :data:`SUPPORTED` whose build has both ops and whose ops
 pass a numeric self-check once; otherwise :func:`available` is False (with a warning that says why, on a
@@ -14,7 +17,8 @@ import torch.nn.functional as F
 
 from . import is_supported, warn_once
 
-__all__ = ['SUPPORTED', 'TESTED', 'available', 'why_unavailable', 'reorder_linear_weight', 'linear_pointwise']
+__all__ = ['SUPPORTED', 'TESTED', 'available', 'why_unavailable', 'reorder_linear_weight', 'linear_pointwise',
+           'reorder_conv_weight', 'conv_pointwise']
 
 SUPPORTED = '>=2.9,<2.10'
 TESTED = '2.9.1'
@@ -31,12 +35,20 @@ def _check() -> Optional[str]:
                 f'private kernels (same results, slower on CPU)')
     try:
         if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, '_linear_pointwise')
-                and hasattr(torch.ops.mkldnn, '_reorder_linear_weight')):
-            return 'this torch build has no oneDNN linear ops'
+                and hasattr(torch.ops.mkldnn, '_reorder_linear_weight')
+                and hasattr(torch.ops.mkldnn, '_convolution_pointwise')
+                and hasattr(torch._C._nn, 'mkldnn_reorder_conv2d_weight')):
+            return 'this torch build has no oneDNN linear and convolution ops'
         x, w, b = torch.randn(3, 8), torch.randn(4, 8), torch.randn(4)
         got = linear_pointwise(x, reorder_linear_weight(w, 3), b, 'relu')
         if not torch.allclose(got, F.relu(F.linear(x, w, b)), atol=1e-5, rtol=1e-5):
             return 'oneDNN\'s _linear_pointwise gave a different result than F.linear in the self-check'
+        x, w = torch.randn(2, 4, 5, 6), torch.randn(4, 2, 3, 3)
+        args = ([1, 1], [2, 1], [1, 1], 2)  # padding, stride, dilation, groups
+        got = conv_pointwise(x, reorder_conv_weight(w, x.shape, *args), b, *args, 'gelu')
+        if not torch.allclose(got, F.gelu(F.conv2d(x, w, b, args[1], args[0], args[2], args[3])), atol=1e-5,
+                              rtol=1e-5):
+            return 'oneDNN\'s _convolution_pointwise gave a different result than F.conv2d in the self-check'
     except (AttributeError, RuntimeError, TypeError) as e:
         return f'oneDNN\'s linear ops failed their self-check: {e}'
     return None
@@ -69,3 +81,17 @@ def linear_pointwise(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch
     """``act(x W^T + b)`` with ``W`` as packed by :func:`reorder_linear_weight`; ``act`` 'none', 'relu' or
     'gelu'."""
     return torch.ops.mkldnn._linear_pointwise(x, packed, bias, act, [], _ALGORITHM[act])
+
+
+def reorder_conv_weight(weight: torch.Tensor, input_shape, padding, stride, dilation, groups: int) -> torch.Tensor:
+    """A conv ``weight`` (out, in / groups, kh, kw) packed for inputs of ``input_shape`` (N, C, H, W)."""
+    return torch._C._nn.mkldnn_reorder_conv2d_weight(weight.to_mkldnn(), list(padding), list(stride),
+                                                     list(dilation), groups, list(input_shape))
+
+
+def conv_pointwise(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tensor], padding, stride, dilation,
+                   groups: int, act: str) -> torch.Tensor:
+    """``act(conv2d(x, W) + b)`` with ``W`` as packed by :func:`reorder_conv_weight`; the output in ``x``'s
+    memory format."""
+    return torch.ops.mkldnn._convolution_pointwise(x, packed, bias, list(padding), list(stride), list(dilation),
+                                                   groups, act, [], _ALGORITHM[act])
