@@ -5,6 +5,7 @@ of the authors' model is paired with the zoo model on the same weights.
 No authors' repository is fetched here: a checkout is written into tmp_path, laid out as SHViT's is
 (``model/build.py``, ``utils.py``), whose model is timm's SHViT (the same keys as the authors', which the
 zoo's checkpoint filter maps)."""
+import importlib
 import os
 import sys
 import textwrap
@@ -17,7 +18,7 @@ import zoo
 from zoo.layers import DeformConv2dPack
 from zoo.measure import benchmark, to_markdown
 from zoo.measure.authors import (AUTHORS, TorchvisionDeformConv2dPack, UnfoldSKA, _checkout, authors_model,
-                                 randomize_)
+                                 authors_modules, randomize_)
 from zoo.models.lsnet import ska_reference
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'tools'))
@@ -73,8 +74,8 @@ def test_importing_a_checkout_leaves_timm_and_sys_modules_as_they_were(tmp_path)
     sys.modules['model'] = sentinel  # another project's package of the same name
     try:
         with _checkout(checkout, ('model',)):
-            import model.build
-            assert model.build.__file__.startswith(checkout)
+            build = importlib.import_module('model.build')  # the checkout's package
+            assert build.__file__.startswith(checkout)
         assert timm.models._registry._model_entrypoints['shvit_s1'] is before  # timm's, not the checkout's
         assert sys.modules['model'] is sentinel and 'model.build' not in sys.modules
         assert checkout not in sys.path
@@ -86,6 +87,10 @@ def test_authors_model_holds_the_zoo_models_weights_and_refuses_what_it_cannot_b
     checkout = _fake_checkout(tmp_path / 'SHViT')
     theirs, ours = authors_model('shvit_s1', checkout)
     assert not theirs.training and not ours.training
+    assert 'model.build' not in sys.modules
+    with authors_modules(theirs):  # back while their code runs (torch.compile imports it by name)
+        assert importlib.import_module('model.build').__file__.startswith(checkout)
+    assert 'model.build' not in sys.modules
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(theirs(x), zoo.reparameterize(ours)(x), rtol=0, atol=1e-4)

@@ -12,7 +12,9 @@ function and the difference of their outputs is reported beside the speed.
 Importing an authors' module must leave the process as it was: their ``register_model`` decorators would
 replace timm's entries of the same name (timm's own ``shvit_s1``), and their top-level packages (``model``,
 ``models``, ``ops``, ``utils``) would shadow one another. :func:`authors_model` imports each checkout with
-timm's registration switched off and takes its modules out of ``sys.modules`` again afterwards.
+timm's registration switched off and takes its modules out of ``sys.modules`` again afterwards; the model
+keeps them, and :func:`authors_modules` puts them back while it runs (``torch.compile`` looks a function's
+module up by name).
 """
 import contextlib
 import copy
@@ -29,8 +31,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ['AUTHORS', 'AuthorsCode', 'authors_model', 'UnfoldSKA', 'TorchvisionDeformConv2dPack',
-           'randomize_']
+__all__ = ['AUTHORS', 'AuthorsCode', 'authors_model', 'authors_modules', 'UnfoldSKA',
+           'TorchvisionDeformConv2dPack', 'randomize_']
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +90,8 @@ def _module(name: str, **attrs) -> types.ModuleType:
 @contextlib.contextmanager
 def _checkout(root: str, packages: Sequence[str], stubs: Mapping[str, types.ModuleType] = None):
     """Import from ``root`` with timm's ``register_model`` a no-op and ``stubs`` standing in for modules; on
-    exit every module of ``packages`` imported meanwhile is dropped and what was there before is back."""
+    exit every module of ``packages`` imported meanwhile is dropped (and put into the dict this yields) and what
+    was there before is back."""
     import timm.models
     import timm.models._registry
     mine = lambda name: name.split('.')[0] in packages or name in (stubs or {})
@@ -100,14 +103,30 @@ def _checkout(root: str, packages: Sequence[str], stubs: Mapping[str, types.Modu
     registries = [timm.models, timm.models._registry]
     with contextlib.suppress(ImportError):  # timm's deprecated alias, which some authors import from
         registries.append(importlib.import_module('timm.models.registry'))
+    imported = {}
     try:
         with contextlib.ExitStack() as stack:
             for registry in registries:
                 stack.enter_context(mock.patch.object(registry, 'register_model', lambda fn: fn))
-            yield
+            yield imported
     finally:
         sys.path.remove(root)
         for name in [name for name in sys.modules if mine(name)]:
+            imported[name] = sys.modules.pop(name)
+        sys.modules.update(saved)
+
+
+@contextlib.contextmanager
+def authors_modules(model: nn.Module):
+    """While inside, the modules ``model`` (from :func:`authors_model`) was imported from are in
+    ``sys.modules`` again (``torch.compile`` imports a function's module by name); on exit, what was there."""
+    modules = getattr(model, 'authors_modules', {})
+    saved = {name: sys.modules[name] for name in modules if name in sys.modules}
+    sys.modules.update(modules)
+    try:
+        yield model
+    finally:
+        for name in modules:
             del sys.modules[name]
         sys.modules.update(saved)
 
@@ -130,7 +149,7 @@ def _as_is(root: str, model: nn.Module) -> nn.Module:
 
 
 def _build_lsnet(root: str, name: str) -> nn.Module:
-    import model as package  # the checkout's ``model`` package
+    package = importlib.import_module('model')  # the checkout's package
     stubs = {'model.ska': _module('model.ska', SKA=UnfoldSKA)}
     sys.modules.update(stubs)
     package.ska = stubs['model.ska']
@@ -226,8 +245,10 @@ def authors_model(name: str, checkout: str, seed: int = 0) -> Tuple[nn.Module, n
         raise FileNotFoundError(f'checkout={checkout!r}: not a folder; clone https://github.com/{code.repo}')
     folder, packages, stubs = _IMPORTS[family.name]
     torch.manual_seed(seed)
-    with _checkout(os.path.abspath(os.path.join(checkout, folder)), packages, stubs()):
+    with _checkout(os.path.abspath(os.path.join(checkout, folder)), packages, stubs()) as imported:
         theirs = randomize_(code.build(checkout, code.variants[name]), seed).eval()
     ours = create_model(name)
     ours.load_state_dict(family.checkpoint_filter(copy.deepcopy(theirs.state_dict()), ours))
-    return code.deploy(checkout, theirs).eval(), ours.eval()
+    theirs = code.deploy(checkout, theirs).eval()
+    theirs.authors_modules = imported  # for authors_modules()
+    return theirs, ours.eval()

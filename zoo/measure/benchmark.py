@@ -1,5 +1,6 @@
 """Benchmarks: every model of a group measured in turns (train against deploy form, eager against
 ``torch.compile`` and ONNX Runtime, against timm peers), so that ratios are fair; Markdown and CSV tables."""
+import contextlib
 import csv
 import io
 import sys
@@ -10,7 +11,7 @@ from typing import Iterable, List, Mapping, Optional, Sequence
 import torch
 from tqdm import tqdm
 
-from .authors import AUTHORS, authors_model
+from .authors import AUTHORS, authors_model, authors_modules
 from .counting import count_flops, count_params, peak_memory
 from ..deploy.runtimes import PRECISION
 from .forms import FORMS, PEER_FORMS, RUNTIMES, build_in_form, in_runtime, timm_equivalent
@@ -132,39 +133,42 @@ def benchmark(
             modules, counted, errors = {}, {}, {}
             theirs = {name: authors_model(name, authors[family_of(name).name])
                       for name, form, _, _ in jobs if form == 'authors'}
-            for name, form, _, _ in jobs:
-                if (name, form) not in modules:
-                    if form == 'authors':
-                        # the zoo deploy form's FLOPs: the same function (their own counters, as LITv2's
-                        # flops(), would be taken for the zoo's)
-                        module = theirs[name][0]
-                        ours = build_in_form(name, 'deploy', theirs[name][1])
-                        with torch.no_grad():
-                            errors[name] = (module(x1.cpu()) - ours(x1.cpu())).abs().max().item()
-                        gflops = count_flops(ours, x1.cpu()) / 1e9
-                    else:
-                        module = build_in_form(name, form, theirs[name][1] if name in theirs else None)
-                    module = module.to(device)
-                    if channels_last:
-                        module = module.to(memory_format=torch.channels_last)
-                    modules[name, form] = module
-                    counted[name, form] = (count_params(module),
-                                           gflops if form == 'authors' else count_flops(module, x1) / 1e9)
-            built = [with_autocast(in_runtime(modules[name, form], runtime, img_size, threads, workdir),
-                                    device, amp) for name, form, runtime, _ in jobs]
-            latency = interleaved_latency(built, x1, warmup, repeats)
-            batch_time = interleaved_latency(built, xb, max(1, warmup // 2), max(3, repeats // 2))
-            for (name, form, runtime, paired), fn, lat, bt in zip(jobs, built, latency, batch_time):
-                params, gflops = counted[name, form]
-                mem = None
-                if memory and (runtime == 'eager' or (device != 'cpu' and runtime == 'compiled')):
-                    mem = peak_memory(fn, xb) / 2 ** 20
-                rows.append(BenchmarkRow(
-                    model=name, form=form, params=params, gflops=gflops, img_size=img_size, latency_ms=1e3 * lat,
-                    throughput=batch_size / bt, batch_size=batch_size, runtime=runtime, device=device,
-                    dtype=_DTYPE_NAMES[amp] if amp else PRECISION[runtime], gflops_per_s=gflops * batch_size / bt,
-                    peak_fraction=gflops * batch_size / bt / peak, peak_mem_mb=mem, paired_with=paired,
-                    max_abs_error=errors.get(name) if form == 'authors' else None))
+            with contextlib.ExitStack() as imported:  # the authors' modules, while their models run
+                for model, _ in theirs.values():
+                    imported.enter_context(authors_modules(model))
+                for name, form, _, _ in jobs:
+                    if (name, form) not in modules:
+                        if form == 'authors':
+                            # the zoo deploy form's FLOPs: the same function (their own counters, as LITv2's
+                            # flops(), would be taken for the zoo's)
+                            module = theirs[name][0]
+                            ours = build_in_form(name, 'deploy', theirs[name][1])
+                            with torch.no_grad():
+                                errors[name] = (module(x1.cpu()) - ours(x1.cpu())).abs().max().item()
+                            gflops = count_flops(ours, x1.cpu()) / 1e9
+                        else:
+                            module = build_in_form(name, form, theirs[name][1] if name in theirs else None)
+                        module = module.to(device)
+                        if channels_last:
+                            module = module.to(memory_format=torch.channels_last)
+                        modules[name, form] = module
+                        counted[name, form] = (count_params(module),
+                                               gflops if form == 'authors' else count_flops(module, x1) / 1e9)
+                built = [with_autocast(in_runtime(modules[name, form], runtime, img_size, threads, workdir),
+                                        device, amp) for name, form, runtime, _ in jobs]
+                latency = interleaved_latency(built, x1, warmup, repeats)
+                batch_time = interleaved_latency(built, xb, max(1, warmup // 2), max(3, repeats // 2))
+                for (name, form, runtime, paired), fn, lat, bt in zip(jobs, built, latency, batch_time):
+                    params, gflops = counted[name, form]
+                    mem = None
+                    if memory and (runtime == 'eager' or (device != 'cpu' and runtime == 'compiled')):
+                        mem = peak_memory(fn, xb) / 2 ** 20
+                    rows.append(BenchmarkRow(
+                        model=name, form=form, params=params, gflops=gflops, img_size=img_size, latency_ms=1e3 * lat,
+                        throughput=batch_size / bt, batch_size=batch_size, runtime=runtime, device=device,
+                        dtype=_DTYPE_NAMES[amp] if amp else PRECISION[runtime], gflops_per_s=gflops * batch_size / bt,
+                        peak_fraction=gflops * batch_size / bt / peak, peak_mem_mb=mem, paired_with=paired,
+                        max_abs_error=errors.get(name) if form == 'authors' else None))
             del built, modules, theirs
             if runtimes != ('eager',):
                 torch._dynamo.reset()
