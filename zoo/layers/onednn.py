@@ -97,20 +97,96 @@ def _track(param: nn.Parameter) -> nn.Parameter:
     return param
 
 
-@register_notrace_module  # traced by timm's tracer as one call, which runs the fused kernel when it can
-class FusedLinear(nn.Linear):
+def _act(x: torch.Tensor, act: str) -> torch.Tensor:
+    """The activation as plain ops (TorchScript compiles this; :data:`_ACTS` holds lambdas)."""
+    if act == 'gelu':
+        return F.gelu(x)
+    if act == 'relu':
+        return F.relu(x)
+    return x
+
+
+class _PackedKernel:
+    """What FusedLinear and FusedConv2d share: the activation, oneDNN's packed weight as a cache that follows
+    every edit of the weight and bias (never packed while either holds a NaN or inf), and the rules that keep
+    the fused kernel from ever giving another number than the plain ops. A layer supplies ``_plain(x)`` (its
+    op without the activation), ``_pack(weight, x)``, ``_run(x, packed, act)`` and ``_pack_key(x)`` (the
+    packed weights kept apart, up to ``_MAX_SHAPES``)."""
     __jit_ignored_attributes__ = ['_packed']  # oneDNN's packed weight: eager only, not part of a scripted model
+    _MAX_SHAPES = 1
+    _INPUT_DIMS = None  # the input rank the fused kernel takes (None: any)
+
+    @classmethod
+    def _check_act(cls, act: str) -> None:
+        if act not in _ACTS:
+            raise ValueError(f'{cls.__name__} activation must be one of {sorted(_ACTS)}, got {act!r}')
+
+    def _start_packing(self, act: str) -> None:
+        self.act = act
+        self._packed = None
+        for p in self.parameters(recurse=False):
+            _track(p)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f', act={self.act}'
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state['_packed'] = None  # oneDNN's packed tensor is opaque: rebuilt on first use
+        return state
+
+    def _packed_weight(self, x: torch.Tensor) -> Optional[torch.Tensor]:
+        """The weight packed for oneDNN, rebuilt after any change of the weight or bias; None while either
+        holds a NaN or inf (the plain ops then keep them in the output)."""
+        w, b = _track(self.weight), self.bias if self.bias is None else _track(self.bias)
+        key = (w.data_ptr(), w._version) + ((b.data_ptr(), b._version) if b is not None else ())
+        if self._packed is None or self._packed[0] != key:
+            finite = bool(torch.isfinite(w).all()) and (b is None or bool(torch.isfinite(b).all()))
+            self._packed = (key, finite, {})
+        if not self._packed[1]:
+            return None
+        cache, shape = self._packed[2], self._pack_key(x)
+        if shape not in cache:
+            if len(cache) >= self._MAX_SHAPES:
+                cache.pop(next(iter(cache)))
+            cache[shape] = self._pack(w.detach(), x)
+        return cache[shape]
+
+    @torch.jit.unused
+    def _fused(self, x: torch.Tensor) -> Optional[torch.Tensor]:
+        """``act(op(x))`` on oneDNN's kernel, or None where the plain ops must compute it."""
+        if (self._INPUT_DIMS is not None and x.dim() != self._INPUT_DIMS) or not _use_onednn(x, self.weight):
+            return None
+        # oneDNN's fused ReLU maps NaN to 0: the op (which keeps NaN and inf as the plain op does) runs alone and
+        # the ReLU follows in place. Its fused GELU keeps NaN, but an input with a NaN or inf takes the plain ops
+        # all the same, so that no kernel's handling of NaN can turn a broken input into a number.
+        unchecked = _UNCHECKED.get()
+        if not (unchecked or self.act != 'gelu' or math.isfinite(x.sum().item())):
+            return None
+        packed = self._packed_weight(x)
+        if packed is None:
+            return None
+        if self.act == 'relu' and not unchecked:
+            return self._run(x, packed, 'none').relu_()
+        return self._run(x, packed, self.act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():  # the plain ops: oneDNN's private ops and packed weights stay in eager
+            return _act(self._plain(x), self.act)
+        out = self._fused(x)
+        if out is not None:
+            return out
+        return _ACTS[self.act](self._plain(x))
+
+
+@register_notrace_module  # traced by timm's tracer as one call, which runs the fused kernel when it can
+class FusedLinear(_PackedKernel, nn.Linear):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, act: str = 'none',
                  device=None, dtype=None):
-        if act not in _ACTS:
-            raise ValueError(f'FusedLinear activation must be one of {sorted(_ACTS)}, got {act!r}')
+        self._check_act(act)
         super().__init__(in_features, out_features, bias, device=device, dtype=dtype)
-        self.act = act
-        self._packed = None
-        _track(self.weight)
-        if self.bias is not None:
-            _track(self.bias)
+        self._start_packing(act)
 
     @classmethod
     def from_weights(cls, weight: torch.Tensor, bias, act: str = 'none') -> 'FusedLinear':
@@ -127,44 +203,17 @@ class FusedLinear(nn.Linear):
             _track(p)
         return layer
 
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f', act={self.act}'
+    def _plain(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state['_packed'] = None  # oneDNN's packed tensor is opaque: rebuilt on first use
-        return state
+    def _pack_key(self, x):
+        return None  # one packed weight, for the rows of the first input: oneDNN takes it for any
 
-    def _packed_weight(self, rows: int) -> Optional[torch.Tensor]:
-        """The weight packed for oneDNN, rebuilt after any change of the weight or bias; None while either
-        holds a NaN or inf (the plain ops then keep them in the output)."""
-        w, b = _track(self.weight), self.bias if self.bias is None else _track(self.bias)
-        key = (w.data_ptr(), w._version) + ((b.data_ptr(), b._version) if b is not None else ())
-        if self._packed is None or self._packed[0] != key:
-            finite = bool(torch.isfinite(w).all()) and (b is None or bool(torch.isfinite(b).all()))
-            self._packed = (key, onednn.reorder_linear_weight(w.detach(), rows) if finite else None)
-        return self._packed[1]
+    def _pack(self, weight, x):
+        return onednn.reorder_linear_weight(weight, x.numel() // x.shape[-1])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.jit.is_scripting():  # the plain ops: oneDNN's private ops and packed weights stay in eager
-            x = F.linear(x, self.weight, self.bias)
-            if self.act == 'gelu':
-                return F.gelu(x)
-            if self.act == 'relu':
-                return F.relu(x)
-            return x
-        # oneDNN's fused ReLU maps NaN to 0: the GEMM (which keeps NaN and inf as F.linear does) runs alone and
-        # the ReLU follows in place. Its fused GELU keeps NaN, but an input with a NaN or inf takes the plain ops
-        # all the same, so that no kernel's handling of NaN can turn a broken input into a number.
-        if _use_onednn(x, self.weight):
-            unchecked = _UNCHECKED.get()
-            if unchecked or self.act != 'gelu' or math.isfinite(x.sum().item()):
-                packed = self._packed_weight(x.numel() // x.shape[-1])
-                if packed is not None:
-                    if self.act == 'relu' and not unchecked:
-                        return onednn.linear_pointwise(x, packed, self.bias, 'none').relu_()
-                    return onednn.linear_pointwise(x, packed, self.bias, self.act)
-        return _ACTS[self.act](F.linear(x, self.weight, self.bias))
+    def _run(self, x, packed, act):
+        return onednn.linear_pointwise(x, packed, self.bias, act)
 
 
 class FusedMlp(nn.Module):
@@ -181,30 +230,25 @@ class FusedMlp(nn.Module):
 
 
 @register_notrace_module  # traced by timm's tracer as one call, which runs the fused kernel when it can
-class FusedConv2d(nn.Conv2d):
+class FusedConv2d(_PackedKernel, nn.Conv2d):
     """An ``nn.Conv2d`` (zero padding) with an optional activation (``'gelu'``, ``'relu'``) that, in CPU
     inference on float32, runs oneDNN's convolution on a weight packed for the input's shape (packed once per
     shape, kept for the last few): no weight reorder per call and the bias and activation in the same pass.
     Anywhere else (GPU, autograd, tracing, export, compile, TorchScript, a PyTorch without the ops) it is
     exactly ``act(F.conv2d(...))``. The NaN rules and the tracking of weight edits are FusedLinear's."""
-    __jit_ignored_attributes__ = ['_packed']
     _MAX_SHAPES = 4  # packed weights kept per layer (one per input shape seen last)
+    _INPUT_DIMS = 4
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = 'zeros', act: str = 'none', device=None,
                  dtype=None):
-        if act not in _ACTS:
-            raise ValueError(f'FusedConv2d activation must be one of {sorted(_ACTS)}, got {act!r}')
+        self._check_act(act)
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                          padding_mode, device=device, dtype=dtype)
         if self.padding_mode != 'zeros' or isinstance(self.padding, str):
             raise ValueError(f'FusedConv2d takes zero padding given as numbers, got padding={self.padding!r}, '
                              f'padding_mode={self.padding_mode!r}')
-        self.act = act
-        self._packed = None
-        _track(self.weight)
-        if self.bias is not None:
-            _track(self.bias)
+        self._start_packing(act)
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, act: str = 'none') -> 'FusedConv2d':
@@ -215,45 +259,15 @@ class FusedConv2d(nn.Conv2d):
         layer.weight, layer.bias = _track(conv.weight), conv.bias if conv.bias is None else _track(conv.bias)
         return layer
 
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f', act={self.act}'
+    def _plain(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.weight, self.bias)
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state['_packed'] = None
-        return state
+    def _pack_key(self, x):
+        return tuple(x.shape)
 
-    def _packed_weight(self, shape) -> Optional[torch.Tensor]:
-        w, b = _track(self.weight), self.bias if self.bias is None else _track(self.bias)
-        key = (w.data_ptr(), w._version) + ((b.data_ptr(), b._version) if b is not None else ())
-        if self._packed is None or self._packed[0] != key:
-            finite = bool(torch.isfinite(w).all()) and (b is None or bool(torch.isfinite(b).all()))
-            self._packed = (key, finite, {})
-        if not self._packed[1]:
-            return None
-        cache = self._packed[2]
-        if shape not in cache:
-            if len(cache) >= self._MAX_SHAPES:
-                cache.pop(next(iter(cache)))
-            cache[shape] = onednn.reorder_conv_weight(w.detach(), shape, self.padding, self.stride, self.dilation,
-                                                      self.groups)
-        return cache[shape]
+    def _pack(self, weight, x):
+        return onednn.reorder_conv_weight(weight, x.shape, self.padding, self.stride, self.dilation, self.groups)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.jit.is_scripting():  # the plain ops, as FusedLinear
-            x = self._conv_forward(x, self.weight, self.bias)
-            if self.act == 'gelu':
-                return F.gelu(x)
-            if self.act == 'relu':
-                return F.relu(x)
-            return x
-        if x.dim() == 4 and _use_onednn(x, self.weight):
-            unchecked = _UNCHECKED.get()
-            if unchecked or self.act != 'gelu' or math.isfinite(x.sum().item()):
-                packed = self._packed_weight(tuple(x.shape))
-                if packed is not None:
-                    args = (self.padding, self.stride, self.dilation, self.groups)
-                    if self.act == 'relu' and not unchecked:
-                        return onednn.conv_pointwise(x, packed, self.bias, *args, 'none').relu_()
-                    return onednn.conv_pointwise(x, packed, self.bias, *args, self.act)
-        return _ACTS[self.act](self._conv_forward(x, self.weight, self.bias))
+    def _run(self, x, packed, act):
+        return onednn.conv_pointwise(x, packed, self.bias, self.padding, self.stride, self.dilation, self.groups,
+                                     act)
