@@ -8,6 +8,7 @@ import pytest
 import timm
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 import zoo
 from conftest import SMALLEST, randomize_norms
@@ -24,6 +25,15 @@ def test_flops_are_two_per_multiply_add():
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Flatten(), nn.Linear(8 * 16, 5))
     x = torch.randn(1, 3, 4, 4)
     assert count_flops(model, x) == 2 * (8 * 16 * 27) + 2 * (8 * 16 * 5)
+
+
+def test_cpu_fused_attention_is_counted():
+    """SDPA on the CPU runs an op FlopCounterMode (torch 2.9) has no formula for: counted as QK^T and AV."""
+    class Attend(nn.Module):
+        def forward(self, q):
+            return F.scaled_dot_product_attention(q, q, q)
+    q = torch.randn(2, 3, 10, 8)  # (batch, heads, tokens, width)
+    assert count_flops(Attend(), q) == 2 * (2 * 2 * 3 * 10 * 10 * 8)
 
 
 def test_small_kernel_aggregation_is_counted():

@@ -12,7 +12,16 @@ import torch
 import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+
+def _cpu_attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+# the CPU's fused attention op, which FlopCounterMode (torch 2.9) does not know and would count as nothing: the
+# formula it has for the GPU's (QK^T and AV, 2 FLOPs a multiply-add)
+_MORE_FLOPS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops}
 
 __all__ = ['count_params', 'count_flops', 'peak_memory']
 
@@ -28,7 +37,7 @@ def count_flops(model: nn.Module, x: torch.Tensor) -> int:
     hooks = [m.register_forward_hook(lambda mod, inp, out: extra.append(mod.flops(inp, out)))
              for m in model.modules() if callable(getattr(m, 'flops', None))]
     try:
-        with FlopCounterMode(display=False) as counter:
+        with FlopCounterMode(display=False, custom_mapping=_MORE_FLOPS) as counter:
             model(x)
     finally:
         for h in hooks:
