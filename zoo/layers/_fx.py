@@ -15,8 +15,9 @@ so it keeps its Python-only parts (f-strings over shapes, ``torch.finfo``) behin
 """
 import torch
 from timm.layers import register_notrace_function, register_notrace_module
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-__all__ = ['clamp_tiny', 'is_fx_tracing', 'register_notrace_function', 'register_notrace_module']
+__all__ = ['clamp_tiny', 'is_fx_tracing', 'is_plain_eager', 'register_notrace_function', 'register_notrace_module']
 
 
 def is_fx_tracing() -> bool:
@@ -26,6 +27,16 @@ def is_fx_tracing() -> bool:
         return False
     else:
         return torch.fx._symbolic_trace.is_fx_symbolic_tracing()
+
+
+def is_plain_eager() -> bool:
+    """True when ops run one by one on real tensors: not traced (FX, ``torch.jit``), scripted, compiled,
+    exported (``torch.export``, ONNX), nor under a dispatch mode (FLOP counting, fake tensors). Only then may
+    a layer choose a kernel those would not see or could not record (oneDNN's private ops, a masked form of
+    routed attention)."""
+    return not (is_fx_tracing() or torch.jit.is_scripting() or torch.jit.is_tracing()
+                or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
+                or _get_current_dispatch_mode() is not None)
 
 
 @register_notrace_function

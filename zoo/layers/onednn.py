@@ -32,10 +32,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import skip_init
-from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from ..patches import onednn
-from ._fx import is_fx_tracing, register_notrace_module
+from ._fx import is_fx_tracing, is_plain_eager, register_notrace_module
 
 __all__ = ['FusedConv2d', 'FusedLinear', 'FusedMlp', 'TrackedParameter', 'onednn_available', 'unchecked_activations']
 
@@ -67,11 +66,7 @@ def _use_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
         return False
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
         return False  # the fused op has no backward
-    # under a dispatch mode (FLOP counting, fake tensors) the op would be invisible or unsupported
-    if (torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling()
-            or torch.onnx.is_in_onnx_export() or _get_current_dispatch_mode() is not None):
-        return False
-    return onednn.available()
+    return is_plain_eager() and onednn.available()
 
 
 class TrackedParameter(nn.Parameter):
@@ -114,7 +109,6 @@ class _PackedKernel:
     packed weights kept apart, up to ``_MAX_SHAPES``)."""
     __jit_ignored_attributes__ = ['_packed']  # oneDNN's packed weight: eager only, not part of a scripted model
     _MAX_SHAPES = 1
-    _INPUT_DIMS = None  # the input rank the fused kernel takes (None: any)
 
     @classmethod
     def _check_act(cls, act: str) -> None:
@@ -155,7 +149,7 @@ class _PackedKernel:
     @torch.jit.unused
     def _fused(self, x: torch.Tensor) -> Optional[torch.Tensor]:
         """``act(op(x))`` on oneDNN's kernel, or None where the plain ops must compute it."""
-        if (self._INPUT_DIMS is not None and x.dim() != self._INPUT_DIMS) or not _use_onednn(x, self.weight):
+        if not (self._takes(x) and _use_onednn(x, self.weight)):
             return None
         # oneDNN's fused ReLU maps NaN to 0: the op (which keeps NaN and inf as the plain op does) runs alone and
         # the ReLU follows in place. Its fused GELU keeps NaN, but an input with a NaN or inf takes the plain ops
@@ -169,6 +163,10 @@ class _PackedKernel:
         if self.act == 'relu' and not unchecked:
             return self._run(x, packed, 'none').relu_()
         return self._run(x, packed, self.act)
+
+    def _takes(self, x: torch.Tensor) -> bool:
+        """Whether the fused kernel is worth calling for ``x`` (each call of oneDNN's op costs tens of µs)."""
+        return True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_scripting():  # the plain ops: oneDNN's private ops and packed weights stay in eager
@@ -237,7 +235,7 @@ class FusedConv2d(_PackedKernel, nn.Conv2d):
     Anywhere else (GPU, autograd, tracing, export, compile, TorchScript, a PyTorch without the ops) it is
     exactly ``act(F.conv2d(...))``. The NaN rules and the tracking of weight edits are FusedLinear's."""
     _MAX_SHAPES = 4  # packed weights kept per layer (one per input shape seen last)
-    _INPUT_DIMS = 4
+    _NATIVE_NUMEL = 20480  # a batch-1 input up to this size runs faster on PyTorch's own GEMM convolution
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = 'zeros', act: str = 'none', device=None,
@@ -261,6 +259,14 @@ class FusedConv2d(_PackedKernel, nn.Conv2d):
 
     def _plain(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.weight, self.bias)
+
+    def _takes(self, x: torch.Tensor) -> bool:
+        # where PyTorch's conv2d itself would not call oneDNN (an ungrouped conv with a kernel up to 3x3 on a
+        # small batch-1 input), its GEMM path is faster than oneDNN's op, whose every call costs about 40 µs
+        if x.dim() != 4:
+            return False
+        return (self.groups > 1 or min(self.kernel_size) > 3 or x.shape[0] > 1
+                or x.numel() > self._NATIVE_NUMEL)
 
     def _pack_key(self, x):
         return tuple(x.shape)
