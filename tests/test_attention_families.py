@@ -117,6 +117,9 @@ ATTENTIONS = {
     'bra_topk1_nwin4': (lambda: BiLevelRoutingAttention(64, 2, n_win=4, topk=1), _bra_reference, 64, True),
     'bra_topk4_block_sparse': (lambda: BiLevelRoutingAttention(64, 2, n_win=7, topk=4, routing_impl='block-sparse'),
                                _bra_reference, 64, True),
+    'bra_topk16_auto_masked': (lambda: BiLevelRoutingAttention(64, 2, n_win=7, topk=16), _bra_reference, 64, True),
+    'bra_topk3_masked': (lambda: BiLevelRoutingAttention(64, 2, n_win=4, topk=3, routing_impl='masked'),
+                         _bra_reference, 64, True),
     'lepe_attention': (lambda: AttentionLePE(64), _lepe_attention_reference, 64, True),
 }
 
@@ -147,7 +150,8 @@ def test_every_attention_calls_sdpa_once(monkeypatch):
 
     monkeypatch.setattr(F, 'scaled_dot_product_attention', counting)
     expected = {'shsa': 1, 'hilo_ws2': 2, 'hilo_ws3_half': 2, 'hilo_msa': 1, 'bra_topk4': 1,
-                'bra_topk1_nwin4': 1, 'bra_topk4_block_sparse': 0, 'lepe_attention': 1}  # FlexAttention, not SDPA
+                'bra_topk1_nwin4': 1, 'bra_topk4_block_sparse': 0, 'bra_topk16_auto_masked': 1, 'bra_topk3_masked': 1,
+                'lepe_attention': 1}  # FlexAttention, not SDPA
     for name, (build, _, dim, channels_last) in ATTENTIONS.items():
         calls.clear()
         m = build().eval()
@@ -179,17 +183,46 @@ def test_bra_block_sparse_compiled_skips_unrouted_blocks_and_matches():
     assert (out - ref).abs().max() <= 1e-5
 
 
-@pytest.mark.parametrize('impl,compiling,exporting,sparse', [
-    ('auto', False, False, False), ('auto', True, False, True), ('auto', True, True, False),
-    ('gather', True, False, False), ('block-sparse', False, False, True)])
-def test_bra_auto_routes_block_sparse_only_under_compile(monkeypatch, impl, compiling, exporting, sparse):
-    """'auto' (the default) takes block-sparse FlexAttention inside torch.compile only: eager, and torch.export
-    (whose runtimes have no FlexAttention), keep the gather."""
+@pytest.mark.parametrize('impl,topk,compiling,exporting,form', [
+    ('auto', 4, False, False, 'gather'), ('auto', 16, False, False, 'masked'), ('auto', 13, False, False, 'masked'),
+    ('auto', 12, False, False, 'gather'), ('auto', 16, True, False, 'block-sparse'),
+    ('auto', 16, True, True, 'gather'), ('gather', 16, True, False, 'gather'), ('masked', 1, True, True, 'masked'),
+    ('block-sparse', 4, False, False, 'block-sparse')])
+def test_bra_auto_chooses_the_routing_form(monkeypatch, impl, topk, compiling, exporting, form):
+    """'auto' (the default) takes block-sparse FlexAttention inside torch.compile; in eager, the masked form where
+    the routed regions are at least a quarter of all (n_win 7: topk >= 13), else the gather; torch.export (whose
+    runtimes have no FlexAttention) keeps the gather. A named form is always taken."""
     assert BiLevelRoutingAttention(32, 1).routing_impl == 'auto'
-    m = BiLevelRoutingAttention(32, 1, routing_impl=impl)
+    m = BiLevelRoutingAttention(32, 1, n_win=7, topk=topk, routing_impl=impl)
     monkeypatch.setattr(torch.compiler, 'is_compiling', lambda: compiling)
     monkeypatch.setattr(torch.compiler, 'is_exporting', lambda: exporting)
-    assert m._routes_block_sparse() is sparse
+    assert m.routing_form() == form
+
+
+def test_bra_auto_gathers_where_the_masked_form_would_be_recorded_or_counted():
+    """Traced by torch.jit.trace (as ONNX export does) and FLOP-counted, 'auto' takes the gather: the recorded
+    graph runs anywhere, and the FLOP count is the routed products, not the masked form's R / topk times as many.
+    An FX graph records the masked form, as eager runs it."""
+    from zoo.measure import count_flops
+    torch.manual_seed(0)
+    m = _randomize(BiLevelRoutingAttention(32, 2, n_win=4, topk=4)).eval()  # 4 of 16 regions: masked in eager
+    x = torch.randn(1, 8, 8, 32)
+    assert m.routing_form() == 'masked'
+    forms = []
+    m._gathered = lambda *a, f=m._gathered: forms.append('gather') or f(*a)
+    m._masked = lambda *a, f=m._masked: forms.append('masked') or f(*a)
+    with torch.no_grad():
+        want = m(x)
+        traced = torch.jit.trace(m, x, check_trace=False)
+        flops = count_flops(m, x)
+        fx_graph = torch.fx.symbolic_trace(m)
+        assert forms == ['masked', 'gather', 'gather', 'masked']
+        assert torch.equal(fx_graph(x), want)
+    assert (traced(x) - want).abs().max() <= 1e-5
+    routed = 2 * 2 * 64 * 16 * 32  # 64 queries x 16 routed keys, QK and AV, 2 FLOPs a multiply-add
+    projections = 2 * 64 * 32 * 96 + 2 * 64 * 32 * 32 + 2 * 16 * 16 * 32  # qkv, wo, region affinity
+    lepe = 2 * 64 * 32 * 25
+    assert flops == routed + projections + lepe
 
 
 def test_routed_block_mask_lists_each_query_regions_routes():

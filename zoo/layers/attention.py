@@ -40,11 +40,14 @@ def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask
                     scale: Optional[float] = None, **unused) -> torch.Tensor:
     """``softmax(q @ k^T * scale + attn_mask) @ v`` with the attention matrix materialized: the form
     ``scaled_dot_product_attention`` replaces, with its arguments (scale defaults to ``q.shape[-1] ** -0.5``;
-    an additive float mask; dropout and causal masks are not used by the zoo and refused)."""
+    a float mask is added, a boolean mask keeps the scores where it is True; dropout and causal masks are not
+    used by the zoo and refused)."""
     if unused.get('dropout_p') or unused.get('is_causal'):
         raise ValueError('naive_attention has no dropout or causal mask')
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     attn = (q @ k.transpose(-2, -1)) * scale
-    if attn_mask is not None:
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        attn = attn.masked_fill(~attn_mask, float('-inf'))
+    elif attn_mask is not None:
         attn = attn + attn_mask
     return attn.softmax(dim=-1) @ v

@@ -35,6 +35,7 @@ from timm.layers import DropPath, Mlp, calculate_drop_path_rates, trunc_normal_
 from timm.models import generate_default_cfgs
 
 from ..layers import ConvBN, FoldedCopy, FusedLinear, FusedMlp, NormLinear, on_tokens, pad_to_multiple
+from ..layers._fx import is_fx_tracing, is_plain_eager
 from ..weights import check_pretrained
 from ._base import StagedBackbone, TokenStage
 from .registry import Family, register_family
@@ -42,12 +43,17 @@ from .registry import Family, register_family
 __all__ = ['BiFormer', 'BiLevelRoutingAttention', 'AttentionLePE', 'ROUTING_IMPLS', 'routed_block_mask']
 
 # how BRA computes token attention over the routed regions: 'gather' copies the routed regions' keys and
-# values into dense tensors, then one SDPA call; 'block-sparse' is FlexAttention over the whole map with a
+# values into dense tensors, then one SDPA call; 'masked' is one SDPA call over the whole map with a boolean mask
+# that keeps, for each query region, the tokens of its routed regions: nothing gathered, but every score
+# computed (R / topk times the routed products); 'block-sparse' is FlexAttention over the whole map with a
 # block mask listing, for each query region, its routed key regions: nothing gathered, the blocks not routed
 # skipped. It is meant for torch.compile (eager FlexAttention builds the full score matrix: a reference only).
-# 'auto' (the default): block-sparse inside torch.compile, gather everywhere else (eager, TorchScript, FX, and
-# torch.export, whose runtimes have no FlexAttention)
-ROUTING_IMPLS = ('auto', 'gather', 'block-sparse')
+# 'auto' (the default): block-sparse inside torch.compile; in eager (and an FX graph), 'masked' where the routed
+# regions are at least a quarter of all (topk 16 of 49: copying the keys and values costs more than the extra
+# products) and 'gather' below; 'gather' everywhere else (TorchScript, torch.jit.trace, torch.export and ONNX,
+# whose runtimes have no FlexAttention, and under a dispatch mode, so that FLOP counts are the routed products)
+ROUTING_IMPLS = ('auto', 'gather', 'masked', 'block-sparse')
+_MASKED_SHARE = 4  # 'auto' masks in eager where topk * _MASKED_SHARE >= the number of regions
 
 
 def routed_block_mask(idx: torch.Tensor, tokens_per_region: int, num_heads: int):
@@ -118,19 +124,33 @@ class BiLevelRoutingAttention(nn.Module):
         regions = qkv.view(B, p, h, p, w, C).permute(0, 1, 3, 2, 4, 5).reshape(B, p * p, h * w, C)
         q, kv = regions.split([self.qk_dim, self.qk_dim + self.dim], dim=-1)
         idx = self.route(q.mean(2), kv[..., :self.qk_dim].mean(2))
-        if not torch.jit.is_scripting() and self._routes_block_sparse():
-            out = self._block_sparse(q, kv, idx)
-        else:
+        if torch.jit.is_scripting():
             out = self._gathered(q, kv, idx)
+        else:
+            out = self._routed(q, kv, idx)
         out = out.transpose(1, 2).reshape(B, p, p, h, w, self.dim).permute(0, 1, 3, 2, 4, 5).reshape(B, H, W, self.dim)
         out = self.wo(out + lepe)
         return out[:, :H0, :W0]
 
     @torch.jit.unused
-    def _routes_block_sparse(self) -> bool:
-        if self.routing_impl == 'auto':
-            return torch.compiler.is_compiling() and not torch.compiler.is_exporting()
-        return self.routing_impl == 'block-sparse'
+    def routing_form(self) -> str:
+        """The form the token attention takes in this call: 'auto' resolved as ROUTING_IMPLS says."""
+        if self.routing_impl != 'auto':
+            return self.routing_impl
+        if torch.compiler.is_compiling():
+            return 'gather' if torch.compiler.is_exporting() else 'block-sparse'
+        if not (is_plain_eager() or is_fx_tracing()):  # an FX graph runs the same ops as eager
+            return 'gather'
+        return 'masked' if self.topk * _MASKED_SHARE >= self.n_win * self.n_win else 'gather'
+
+    @torch.jit.unused
+    def _routed(self, q, kv, idx):
+        form = self.routing_form()
+        if form == 'block-sparse':
+            return self._block_sparse(q, kv, idx)
+        if form == 'masked':
+            return self._masked(q, kv, idx)
+        return self._gathered(q, kv, idx)
 
     def _gathered(self, q, kv, idx):
         """Token attention on the routed regions' keys/values gathered into dense tensors: (B*R, m, T, dv)."""
@@ -144,6 +164,20 @@ class BiLevelRoutingAttention(nn.Module):
         k = k.view(B * R, topk * T, m, self.qk_dim // m).transpose(1, 2)
         v = v.view(B * R, topk * T, m, self.dim // m).transpose(1, 2)
         return F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+
+    @torch.jit.unused
+    def _masked(self, q: torch.Tensor, kv: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """The same attention as one SDPA call over all region-major tokens, the scores of regions not routed
+        masked out, returned in :meth:`_gathered`'s layout."""
+        B, R, T, _ = q.shape
+        m = self.num_heads
+        routed = q.new_zeros((B, R, R), dtype=torch.bool).scatter_(2, idx, True)  # a method: FX records it
+        mask = routed.view(B, 1, R, 1, R, 1).expand(B, 1, R, T, R, T).reshape(B, 1, R * T, R * T)
+        k, v = kv.split([self.qk_dim, self.dim], dim=-1)
+        heads = lambda t, c: t.reshape(B, R * T, m, c // m).transpose(1, 2)
+        out = F.scaled_dot_product_attention(heads(q, self.qk_dim), heads(k, self.qk_dim), heads(v, self.dim),
+                                             attn_mask=mask, scale=self.scale)
+        return out.view(B, m, R, T, self.dim // m).transpose(1, 2).reshape(B * R, m, T, self.dim // m)
 
     @torch.jit.unused  # FlexAttention is not scriptable: a scripted model runs the gather path
     def _block_sparse(self, q: torch.Tensor, kv: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
