@@ -18,7 +18,8 @@ Released: n_win 7 (the authors use 16 for COCO and 8 for ADE20K through the ``n_
 As in the authors' dense-prediction backbones (``auto_pad``), BRA zero-pads its input (after the norm) to a
 multiple of ``n_win`` and crops back, so any input size runs; at sizes with no padding (224) this is the
 classification model. Attention runs through ``scaled_dot_product_attention``: BRA as one call over
-(batch x regions, heads) with the gathered keys/values, the last stage as one call over the whole map.
+(batch x regions, heads) with the gathered keys/values, or over the whole map with the unrouted regions
+masked out (``ROUTING_IMPLS`` below); the last stage as one call over the whole map.
 
 Deploy form: the stem and downsampling Conv–BNs fold into convs. Every Linear runs oneDNN's kernel on a
 weight packed once (``FusedLinear``; the MLP's GELU in its first layer's pass, ``FusedMlp``), every conv
