@@ -165,7 +165,7 @@ class _PackedKernel:
         return self._run(x, packed, self.act)
 
     def _takes(self, x: torch.Tensor) -> bool:
-        """Whether the fused kernel is worth calling for ``x`` (each call of oneDNN's op costs tens of µs)."""
+        """Whether the fused kernel takes ``x`` (FusedConv2d: a 4-D input)."""
         return True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -235,7 +235,6 @@ class FusedConv2d(_PackedKernel, nn.Conv2d):
     Anywhere else (GPU, autograd, tracing, export, compile, TorchScript, a PyTorch without the ops) it is
     exactly ``act(F.conv2d(...))``. The NaN rules and the tracking of weight edits are FusedLinear's."""
     _MAX_SHAPES = 4  # packed weights kept per layer (one per input shape seen last)
-    _NATIVE_NUMEL = 20480  # a batch-1 input up to this size runs faster on PyTorch's own GEMM convolution
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = 'zeros', act: str = 'none', device=None,
@@ -261,12 +260,7 @@ class FusedConv2d(_PackedKernel, nn.Conv2d):
         return self._conv_forward(x, self.weight, self.bias)
 
     def _takes(self, x: torch.Tensor) -> bool:
-        # where PyTorch's conv2d itself would not call oneDNN (an ungrouped conv with a kernel up to 3x3 on a
-        # small batch-1 input), its GEMM path is faster than oneDNN's op, whose every call costs about 40 µs
-        if x.dim() != 4:
-            return False
-        return (self.groups > 1 or min(self.kernel_size) > 3 or x.shape[0] > 1
-                or x.numel() > self._NATIVE_NUMEL)
+        return x.dim() == 4
 
     def _pack_key(self, x):
         return tuple(x.shape)
