@@ -130,30 +130,12 @@ def benchmark(
     with tempfile.TemporaryDirectory() as workdir:
         for jobs in bar:
             bar.set_postfix_str(', '.join(f'{name} [{form}, {runtime}]' for name, form, runtime, _ in jobs))
-            modules, counted, errors = {}, {}, {}
             theirs = {name: authors_model(name, authors[family_of(name).name])
                       for name, form, _, _ in jobs if form == 'authors'}
             with contextlib.ExitStack() as imported:  # the authors' modules, while their models run
                 for model, _ in theirs.values():
                     imported.enter_context(authors_modules(model))
-                for name, form, _, _ in jobs:
-                    if (name, form) not in modules:
-                        if form == 'authors':
-                            # the zoo deploy form's FLOPs: the same function (their own counters, as LITv2's
-                            # flops(), would be taken for the zoo's)
-                            module = theirs[name][0]
-                            ours = build_in_form(name, 'deploy', theirs[name][1])
-                            with torch.no_grad():
-                                errors[name] = (module(x1.cpu()) - ours(x1.cpu())).abs().max().item()
-                            gflops = count_flops(ours, x1.cpu()) / 1e9
-                        else:
-                            module = build_in_form(name, form, theirs[name][1] if name in theirs else None)
-                        module = module.to(device)
-                        if channels_last:
-                            module = module.to(memory_format=torch.channels_last)
-                        modules[name, form] = module
-                        counted[name, form] = (count_params(module),
-                                               gflops if form == 'authors' else count_flops(module, x1) / 1e9)
+                modules, counted, errors = _group_modules(jobs, theirs, x1, device, channels_last)
                 built = [with_autocast(in_runtime(modules[name, form], runtime, img_size, threads, workdir),
                                         device, amp) for name, form, runtime, _ in jobs]
                 latency = interleaved_latency(built, x1, warmup, repeats)
@@ -176,6 +158,33 @@ def benchmark(
                 rows += _train_step_rows(jobs, xb, amp, layout, warmup, repeats)
     _add_ratios(rows)
     return rows
+
+
+def _group_modules(jobs, theirs, x1: torch.Tensor, device: str, channels_last: bool):
+    """Each (model, form) of a group built once: the modules, their (params, GFLOPs), and for the authors'
+    models (``theirs``: name -> their deploy form, the zoo model with the same weights) the largest difference
+    of their logits from the zoo deploy form's."""
+    modules, counted, errors = {}, {}, {}
+    for name, form, _, _ in jobs:
+        if (name, form) in modules:
+            continue
+        gflops = None
+        if form == 'authors':
+            # the zoo deploy form's FLOPs: the same function (their own counters, as LITv2's flops(), would be
+            # taken for the zoo's)
+            module = theirs[name][0]
+            ours = build_in_form(name, 'deploy', theirs[name][1])
+            with torch.no_grad():
+                errors[name] = (module(x1.cpu()) - ours(x1.cpu())).abs().max().item()
+            gflops = count_flops(ours, x1.cpu()) / 1e9
+        else:
+            module = build_in_form(name, form, theirs[name][1] if name in theirs else None)
+        module = module.to(device)
+        if channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        modules[name, form] = module
+        counted[name, form] = (count_params(module), count_flops(module, x1) / 1e9 if gflops is None else gflops)
+    return modules, counted, errors
 
 
 def _train_step_rows(jobs, xb: torch.Tensor, amp: Optional[torch.dtype], layout, warmup: int,

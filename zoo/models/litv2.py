@@ -49,10 +49,6 @@ __all__ = ['LITv2', 'HiLo', 'DeformableTokenMerging']
 torch.fx.wrap('pad_to_multiple')
 
 
-def _fused_linear(layer: nn.Linear) -> FusedLinear:
-    return FusedLinear.from_weights(layer.weight, layer.bias)
-
-
 class HiLo(FoldedCopy, nn.Module):
     """HiLo attention on (B, H, W, C) tokens.
 
@@ -102,7 +98,8 @@ class HiLo(FoldedCopy, nn.Module):
     def _fold(self):
         for name in ('l_q', 'l_kv', 'l_proj', 'h_qkv', 'h_proj'):
             if hasattr(self, name):
-                setattr(self, name, _fused_linear(getattr(self, name)))
+                layer = getattr(self, name)
+                setattr(self, name, FusedLinear.from_weights(layer.weight, layer.bias))
 
     def forward(self, x):
         x, H, W = pad_to_multiple(x, self.ws)
@@ -134,7 +131,8 @@ class DWMlp(FoldedCopy, nn.Module):
         return self.drop(self.fc2(self.drop(self.act(x))))
 
     def _fold(self):
-        self.fc1, self.fc2 = _fused_linear(self.fc1), _fused_linear(self.fc2)
+        self.fc1 = FusedLinear.from_weights(self.fc1.weight, self.fc1.bias)
+        self.fc2 = FusedLinear.from_weights(self.fc2.weight, self.fc2.bias)
         self.dwconv, self.act = FusedConv2d.from_conv(self.dwconv, act='gelu'), nn.Identity()
 
 
