@@ -331,6 +331,20 @@ def _executorch_kernels(program) -> None:
                                    f'{"these operations" if len(missing) > 1 else "this operation"}')
 
 
+@contextlib.contextmanager
+def _executorch_step(step: str, model: nn.Module):
+    """A failure inside ExecuTorch's tools (an assertion of its partitioner, an index error of its quantizer)
+    as :class:`UnsupportedByRuntime` naming the step, the model and the original error."""
+    try:
+        yield
+    except UnsupportedByRuntime:
+        raise
+    except Exception as e:
+        message = (str(e).strip().splitlines() or [''])[0]
+        raise UnsupportedByRuntime(f'ExecuTorch cannot {step} {type(model).__name__}: {type(e).__name__}: '
+                                   f'{message}') from e
+
+
 def export_executorch(model: nn.Module, path: str, input_size: Tuple[int, int, int], batch_size: int = 1,
                       calibration: Optional[Iterable[torch.Tensor]] = None) -> Dict[str, object]:
     """``model``'s deploy form as an ExecuTorch program (``.pte``) for batches of ``batch_size``, every
@@ -339,12 +353,14 @@ def export_executorch(model: nn.Module, path: str, input_size: Tuple[int, int, i
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
     x = torch.randn(batch_size, *input_size)
-    module = quantize(model, calibration, 'xnnpack') if calibration is not None else plain_layout(model)
-    with torch.no_grad():
-        program = torch.export.export(module, (x,))
+    with _executorch_step('quantize' if calibration is not None else 'export', model):
+        module = quantize(model, calibration, 'xnnpack') if calibration is not None else plain_layout(model)
+        with torch.no_grad():
+            program = torch.export.export(module, (x,))
     _executorch_kernels(program)
     _xnnpack_means(program)
-    lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch()
+    with _executorch_step('lower to XNNPACK', model):
+        lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, 'wb') as f:
         f.write(lowered.buffer)
