@@ -103,3 +103,34 @@ def test_attention_families_deploy_with_fused_convs_only(name):
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(deploy(x), model(x), atol=1e-4, rtol=1e-4)
+
+
+def test_packing_fuses_the_activation_that_follows_a_conv_in_a_sequential():
+    """In an nn.Sequential a ReLU or GELU right after a plain conv runs in the conv's layer (an Identity in its
+    place): the same outputs, a NaN still NaN; an activation elsewhere, or not right after a conv, stays."""
+    from zoo.deploy.reparam import _pack_convs
+
+    class Block(nn.Module):  # its forward, not its attribute order, decides what follows the conv
+        def __init__(self):
+            super().__init__()
+            self.conv, self.act = nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()
+
+        def forward(self, x):
+            return self.conv(self.act(x))
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 1), nn.GELU(),
+                          nn.GELU(approximate='tanh'), nn.Conv2d(4, 4, 1), nn.GELU(approximate='tanh'),
+                          nn.ReLU(), Block()).eval()
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        want = model(x)
+        _pack_convs(model)
+        assert [type(m).__name__ for m in model] == ['FusedConv2d', 'Identity', 'FusedConv2d', 'Identity', 'GELU',
+                                                     'FusedConv2d', 'GELU', 'ReLU', 'Block']
+        assert [model[i].act for i in (0, 2, 5)] == ['relu', 'gelu', 'none']
+        assert type(model[8].act) is nn.ReLU and model[8].conv.act == 'none'
+        torch.testing.assert_close(model(x), want, atol=1e-5, rtol=1e-5)
+        x[0, 0, 0, 0] = float('nan')
+        out = model(x)
+    assert out[0].isnan().any() and torch.isfinite(out[1]).all()

@@ -6,7 +6,8 @@ folded parameters returns that copy with ``fused = True``; fusing it again retur
 knows no family. ``timm.utils.reparameterize_model``
 walks the same protocol, so it gives the same deploy modules and outputs; only the layout differs, as it does
 not move a channels-last model's weights (or a ``deploy_channels_last`` model) to channels-last storage,
-nor give a ``deploy_fused_convs`` model's plain convolutions oneDNN's packed kernels (``FusedConv2d``).
+nor give a ``deploy_fused_convs`` model's plain convolutions oneDNN's packed kernels (``FusedConv2d``, with
+the ReLU or GELU that follows each in an ``nn.Sequential``).
 """
 import copy
 
@@ -30,12 +31,33 @@ def _can_fuse(module: nn.Module) -> bool:
     return hasattr(module, 'fuse') and not getattr(module, 'fused', False)
 
 
+def _plain_conv(module: nn.Module) -> bool:
+    return type(module) is nn.Conv2d and module.padding_mode == 'zeros' and not isinstance(module.padding, str)
+
+
+def _fused_act(module: nn.Module):
+    """The FusedConv2d activation that computes ``module`` (an activation layer), or None."""
+    if type(module) is nn.ReLU:
+        return 'relu'
+    if type(module) is nn.GELU and module.approximate == 'none':
+        return 'gelu'
+    return None
+
+
 def _pack_convs(module: nn.Module) -> None:
     """Every plain zero-padded ``nn.Conv2d`` under ``module`` becomes a :class:`FusedConv2d` holding its
-    tensors: the same function, with oneDNN's packed kernel in CPU inference."""
-    for name, child in module.named_children():
-        if type(child) is nn.Conv2d and child.padding_mode == 'zeros' and not isinstance(child.padding, str):
-            setattr(module, name, FusedConv2d.from_conv(child))
+    tensors: the same function, with oneDNN's packed kernel in CPU inference. In an ``nn.Sequential`` (whose
+    order is its forward), a ReLU or GELU right after the conv runs in the conv's layer, and its place holds an
+    ``nn.Identity``: one pass over the conv's output fewer."""
+    children = list(module.named_children())
+    for i, (name, child) in enumerate(children):
+        if _plain_conv(child):
+            act = None
+            if isinstance(module, nn.Sequential) and i + 1 < len(children):
+                act = _fused_act(children[i + 1][1])
+            setattr(module, name, FusedConv2d.from_conv(child, act=act or 'none'))
+            if act is not None:
+                setattr(module, children[i + 1][0], nn.Identity())
         else:
             _pack_convs(child)
 
