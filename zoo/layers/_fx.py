@@ -32,8 +32,7 @@ def is_fx_tracing() -> bool:
 def is_plain_eager() -> bool:
     """True when ops run one by one on real tensors: not traced (FX, ``torch.jit``), scripted, compiled,
     exported (``torch.export``, ONNX), nor under a dispatch mode (FLOP counting, fake tensors). Only then may
-    a layer choose a kernel those would not see or could not record (oneDNN's private ops, a masked form of
-    routed attention)."""
+    a layer run a kernel those would not see or could not record (oneDNN's private ops)."""
     return not (is_fx_tracing() or torch.jit.is_scripting() or torch.jit.is_tracing()
                 or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
                 or _get_current_dispatch_mode() is not None)

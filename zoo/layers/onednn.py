@@ -109,6 +109,7 @@ class _PackedKernel:
     packed weights kept apart, up to ``_MAX_SHAPES``)."""
     __jit_ignored_attributes__ = ['_packed']  # oneDNN's packed weight: eager only, not part of a scripted model
     _MAX_SHAPES = 1
+    _INPUT_DIMS = None  # the input rank the fused kernel takes (None: any)
 
     @classmethod
     def _check_act(cls, act: str) -> None:
@@ -149,7 +150,7 @@ class _PackedKernel:
     @torch.jit.unused
     def _fused(self, x: torch.Tensor) -> Optional[torch.Tensor]:
         """``act(op(x))`` on oneDNN's kernel, or None where the plain ops must compute it."""
-        if not (self._takes(x) and _use_onednn(x, self.weight)):
+        if (self._INPUT_DIMS is not None and x.dim() != self._INPUT_DIMS) or not _use_onednn(x, self.weight):
             return None
         # oneDNN's fused ReLU maps NaN to 0: the op (which keeps NaN and inf as the plain op does) runs alone and
         # the ReLU follows in place. Its fused GELU keeps NaN, but an input with a NaN or inf takes the plain ops
@@ -163,10 +164,6 @@ class _PackedKernel:
         if self.act == 'relu' and not unchecked:
             return self._run(x, packed, 'none').relu_()
         return self._run(x, packed, self.act)
-
-    def _takes(self, x: torch.Tensor) -> bool:
-        """Whether the fused kernel takes ``x`` (FusedConv2d: a 4-D input)."""
-        return True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_scripting():  # the plain ops: oneDNN's private ops and packed weights stay in eager
@@ -235,6 +232,7 @@ class FusedConv2d(_PackedKernel, nn.Conv2d):
     Anywhere else (GPU, autograd, tracing, export, compile, TorchScript, a PyTorch without the ops) it is
     exactly ``act(F.conv2d(...))``. The NaN rules and the tracking of weight edits are FusedLinear's."""
     _MAX_SHAPES = 4  # packed weights kept per layer (one per input shape seen last)
+    _INPUT_DIMS = 4
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = 'zeros', act: str = 'none', device=None,
@@ -258,9 +256,6 @@ class FusedConv2d(_PackedKernel, nn.Conv2d):
 
     def _plain(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.weight, self.bias)
-
-    def _takes(self, x: torch.Tensor) -> bool:
-        return x.dim() == 4
 
     def _pack_key(self, x):
         return tuple(x.shape)
