@@ -140,12 +140,13 @@ def test_fused_attention_matches_softmax_form(name, size):
 
 
 def test_every_attention_calls_sdpa_once(monkeypatch):
-    """One fused call per attention (HiLo: one per Hi-Fi and one per Lo-Fi branch), no matrix built by hand."""
+    """One fused call per attention (HiLo: one per Hi-Fi and one per Lo-Fi branch), no matrix built by hand;
+    BRA's masked form passes its mask, the gather none."""
     calls = []
     sdpa = F.scaled_dot_product_attention
 
     def counting(*args, **kwargs):
-        calls.append(args[0].shape)
+        calls.append(kwargs.get('attn_mask') is not None)
         return sdpa(*args, **kwargs)
 
     monkeypatch.setattr(F, 'scaled_dot_product_attention', counting)
@@ -158,6 +159,7 @@ def test_every_attention_calls_sdpa_once(monkeypatch):
         with torch.no_grad():
             m(torch.randn(1, 14, 14, dim) if channels_last else torch.randn(1, dim, 14, 14))
         assert len(calls) == expected[name], name
+        assert any(calls) is name.endswith('masked'), name
 
 
 def test_bra_routes_each_region_to_its_topk():
@@ -186,28 +188,40 @@ def test_bra_block_sparse_compiled_skips_unrouted_blocks_and_matches():
 @pytest.mark.parametrize('impl,topk,compiling,exporting,form', [
     ('auto', 4, False, False, 'gather'), ('auto', 16, False, False, 'masked'), ('auto', 13, False, False, 'masked'),
     ('auto', 12, False, False, 'gather'), ('auto', 16, True, False, 'block-sparse'),
-    ('auto', 16, True, True, 'gather'), ('gather', 16, True, False, 'gather'), ('masked', 1, True, True, 'masked'),
+    ('auto', 16, True, True, 'gather'), ('auto', 16, False, True, 'gather'), ('gather', 16, True, False, 'gather'),
+    ('masked', 1, True, True, 'masked'),
     ('block-sparse', 4, False, False, 'block-sparse')])
 def test_bra_auto_chooses_the_routing_form(monkeypatch, impl, topk, compiling, exporting, form):
-    """'auto' (the default) takes block-sparse FlexAttention inside torch.compile; in eager, the masked form where
-    the routed regions are at least a quarter of all (n_win 7: topk >= 13), else the gather; torch.export (whose
-    runtimes have no FlexAttention) keeps the gather. A named form is always taken."""
+    """'auto' (the default) takes block-sparse FlexAttention inside torch.compile; in CPU inference, the masked
+    form where the routed regions are at least a quarter of all (n_win 7: topk >= 13), else the gather;
+    torch.export (whose runtimes have no FlexAttention) keeps the gather. A named form is always taken."""
     assert BiLevelRoutingAttention(32, 1).routing_impl == 'auto'
     m = BiLevelRoutingAttention(32, 1, n_win=7, topk=topk, routing_impl=impl)
     monkeypatch.setattr(torch.compiler, 'is_compiling', lambda: compiling)
     monkeypatch.setattr(torch.compiler, 'is_exporting', lambda: exporting)
-    assert m.routing_form() == form
+    with torch.no_grad():
+        assert m.routing_form(torch.zeros(1)) == form
+
+
+def test_bra_auto_masks_only_in_cpu_inference():
+    """The masked form was measured in CPU inference only: with gradients, or on another device, 'auto' gathers."""
+    m = BiLevelRoutingAttention(32, 1, n_win=7, topk=16)
+    q = torch.zeros(1, requires_grad=True)
+    with torch.no_grad():
+        assert m.routing_form(q) == 'masked'
+        assert m.routing_form(torch.zeros(1, device='meta')) == 'gather'
+    assert m.routing_form(q) == 'gather'
+    assert m.routing_form(torch.zeros(1)) == 'masked'  # no tensor that needs a gradient
 
 
 def test_bra_auto_gathers_where_the_masked_form_would_be_recorded_or_counted():
     """Traced by torch.jit.trace (as ONNX export does) and FLOP-counted, 'auto' takes the gather: the recorded
     graph runs anywhere, and the FLOP count is the routed products, not the masked form's R / topk times as many.
-    An FX graph records the masked form, as eager runs it."""
-    from zoo.measure import count_flops
+    An FX graph records the masked form, as eager runs it; the peak-memory count sees the form that is timed."""
+    from zoo.measure import count_flops, peak_memory
     torch.manual_seed(0)
     m = _randomize(BiLevelRoutingAttention(32, 2, n_win=4, topk=4)).eval()  # 4 of 16 regions: masked in eager
     x = torch.randn(1, 8, 8, 32)
-    assert m.routing_form() == 'masked'
     forms = []
     m._gathered = lambda *a, f=m._gathered: forms.append('gather') or f(*a)
     m._masked = lambda *a, f=m._masked: forms.append('masked') or f(*a)
@@ -216,7 +230,8 @@ def test_bra_auto_gathers_where_the_masked_form_would_be_recorded_or_counted():
         traced = torch.jit.trace(m, x, check_trace=False)
         flops = count_flops(m, x)
         fx_graph = torch.fx.symbolic_trace(m)
-        assert forms == ['masked', 'gather', 'gather', 'masked']
+        peak_memory(m, x)
+        assert forms == ['masked', 'gather', 'gather', 'masked', 'masked']
         assert torch.equal(fx_graph(x), want)
     assert (traced(x) - want).abs().max() <= 1e-5
     routed = 2 * 2 * 64 * 16 * 32  # 64 queries x 16 routed keys, QK and AV, 2 FLOPs a multiply-add

@@ -1,5 +1,5 @@
 from .checks import check_input
-from .attention import naive_attention, on_channels, on_tokens, pad_to_multiple
+from .attention import counting_model_products, model_products, naive_attention, on_channels, on_tokens, pad_to_multiple
 from .conv_bn import (DILATED_BRANCHES, BNLinear, ConvBN, ConvBNFFN, DilatedReparamBlock, NormConv, NormLinear,
                       RepVGGDW, ResidualConvBN, dilate_kernel)
 from .deform import DeformConv2dPack
@@ -13,5 +13,5 @@ __all__ = [
     'BNLinear', 'ConvBN', 'ConvBNFFN', 'DEPTHWISE_METHODS', 'DeformConv2dPack', 'DILATED_BRANCHES', 'DilatedReparamBlock', 'FoldedCopy', 'FusedConv2d', 'FusedLinear', 'FusedMlp',
     'GlobalResponseNorm', 'LayerNorm2d', 'NormConv', 'NormLinear', 'RepVGGDW', 'ResidualConvBN', 'check_input', 'depthwise_conv', 'dilate_kernel',
     'fold_affine_into_next', 'fold_bn', 'fold_bn_into_prev', 'fold_scale_into_prev', 'norm_affine',
-    'naive_attention', 'on_channels', 'on_tokens', 'onednn_available', 'pad_to_multiple', 'unchecked_activations',
+    'counting_model_products', 'model_products', 'naive_attention', 'on_channels', 'on_tokens', 'onednn_available', 'pad_to_multiple', 'unchecked_activations',
 ]

@@ -1,14 +1,34 @@
 """Helpers shared by the attention families: padding a feature map to a window grid, running an NCHW module
 (a conv, a pool) on (B, H, W, C) tokens and a Linear on the channels of an NCHW map, and the straightforward
 ``softmax(q k^T * scale) v`` that their fused ``scaled_dot_product_attention`` calls are tested against."""
-from typing import Optional, Tuple
+import contextlib
+import contextvars
+from typing import Iterator, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from ._fx import register_notrace_function
 
-__all__ = ['naive_attention', 'on_channels', 'on_tokens', 'pad_to_multiple']
+__all__ = ['counting_model_products', 'model_products', 'naive_attention', 'on_channels', 'on_tokens',
+           'pad_to_multiple']
+
+_MODEL_PRODUCTS = contextvars.ContextVar('zoo_model_products', default=False)
+
+
+@contextlib.contextmanager
+def model_products() -> Iterator[None]:
+    """Inside, a layer that can compute its function with more products than the model defines (BiFormer's
+    masked routed attention) takes a form with only the model's own: what ``zoo.measure.count_flops`` counts."""
+    token = _MODEL_PRODUCTS.set(True)
+    try:
+        yield
+    finally:
+        _MODEL_PRODUCTS.reset(token)
+
+
+def counting_model_products() -> bool:
+    return _MODEL_PRODUCTS.get()
 
 
 @register_notrace_function  # whether to pad depends on the size: a traced graph calls it as one function

@@ -14,6 +14,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
+from ..layers import model_products
+
 
 def _cpu_attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
     return sdpa_flop_count(query_shape, key_shape, value_shape)
@@ -37,7 +39,7 @@ def count_flops(model: nn.Module, x: torch.Tensor) -> int:
     hooks = [m.register_forward_hook(lambda mod, inp, out: extra.append(mod.flops(inp, out)))
              for m in model.modules() if callable(getattr(m, 'flops', None))]
     try:
-        with FlopCounterMode(display=False, custom_mapping=_MORE_FLOPS) as counter:
+        with model_products(), FlopCounterMode(display=False, custom_mapping=_MORE_FLOPS) as counter:
             model(x)
     finally:
         for h in hooks:

@@ -35,8 +35,9 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, Mlp, calculate_drop_path_rates, trunc_normal_
 from timm.models import generate_default_cfgs
 
-from ..layers import ConvBN, FoldedCopy, FusedLinear, FusedMlp, NormLinear, on_tokens, pad_to_multiple
-from ..layers._fx import is_fx_tracing, is_plain_eager
+from ..layers import (ConvBN, FoldedCopy, FusedLinear, FusedMlp, NormLinear, counting_model_products, on_tokens,
+                      pad_to_multiple)
+from ..layers._fx import is_fx_tracing
 from ..weights import check_pretrained
 from ._base import StagedBackbone, TokenStage
 from .registry import Family, register_family
@@ -49,12 +50,14 @@ __all__ = ['BiFormer', 'BiLevelRoutingAttention', 'AttentionLePE', 'ROUTING_IMPL
 # computed (R / topk times the routed products); 'block-sparse' is FlexAttention over the whole map with a
 # block mask listing, for each query region, its routed key regions: nothing gathered, the blocks not routed
 # skipped. It is meant for torch.compile (eager FlexAttention builds the full score matrix: a reference only).
-# 'auto' (the default): block-sparse inside torch.compile; in eager (and an FX graph), 'masked' where the routed
-# regions are at least a quarter of all (topk 16 of 49: copying the keys and values costs more than the extra
-# products) and 'gather' below; 'gather' everywhere else (TorchScript, torch.jit.trace, torch.export and ONNX,
-# whose runtimes have no FlexAttention, and under a dispatch mode, so that FLOP counts are the routed products)
+# 'auto' (the default): block-sparse inside torch.compile (the gather under torch.export, whose runtimes have no
+# FlexAttention); in CPU inference, the masked form where the routed regions are at least 1 / _MASKED_SHARE of
+# all (BiFormer's third stage: copying the keys and values cost more than the extra products), else the gather;
+# the gather everywhere else: on a GPU and with gradients (not measured), in torch.jit.trace and ONNX export,
+# under TorchScript, and inside zoo.layers.model_products() (count_flops: the routed products). An FX graph
+# records the form its tracing chose by the same share rule.
 ROUTING_IMPLS = ('auto', 'gather', 'masked', 'block-sparse')
-_MASKED_SHARE = 4  # 'auto' masks in eager where topk * _MASKED_SHARE >= the number of regions
+_MASKED_SHARE = 4
 
 
 def routed_block_mask(idx: torch.Tensor, tokens_per_region: int, num_heads: int):
@@ -134,19 +137,25 @@ class BiLevelRoutingAttention(nn.Module):
         return out[:, :H0, :W0]
 
     @torch.jit.unused
-    def routing_form(self) -> str:
-        """The form the token attention takes in this call: 'auto' resolved as ROUTING_IMPLS says."""
+    def routing_form(self, q: torch.Tensor) -> str:
+        """The form the token attention over ``q`` takes in this call: 'auto' resolved as ROUTING_IMPLS says."""
         if self.routing_impl != 'auto':
             return self.routing_impl
-        if torch.compiler.is_compiling():
-            return 'gather' if torch.compiler.is_exporting() else 'block-sparse'
-        if not (is_plain_eager() or is_fx_tracing()):  # an FX graph runs the same ops as eager
+        if torch.compiler.is_exporting():  # strict or not
             return 'gather'
-        return 'masked' if self.topk * _MASKED_SHARE >= self.n_win * self.n_win else 'gather'
+        if torch.compiler.is_compiling():
+            return 'block-sparse'
+        dense = 'masked' if self.topk * _MASKED_SHARE >= self.n_win * self.n_win else 'gather'
+        if is_fx_tracing():  # the graph holds the form chosen when traced, wherever it runs
+            return dense
+        if (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or counting_model_products()
+                or q.device.type != 'cpu' or (torch.is_grad_enabled() and q.requires_grad)):
+            return 'gather'
+        return dense
 
     @torch.jit.unused
     def _routed(self, q, kv, idx):
-        form = self.routing_form()
+        form = self.routing_form(q)
         if form == 'block-sparse':
             return self._block_sparse(q, kv, idx)
         if form == 'masked':
