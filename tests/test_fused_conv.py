@@ -107,7 +107,8 @@ def test_attention_families_deploy_with_fused_convs_only(name):
 
 def test_packing_fuses_the_activation_that_follows_a_conv_in_a_sequential():
     """In an nn.Sequential a ReLU or GELU right after a plain conv runs in the conv's layer (an Identity in its
-    place): the same outputs, a NaN still NaN; an activation elsewhere, or not right after a conv, stays."""
+    place): the same outputs, a NaN still NaN. An activation elsewhere stays: not right after a conv, in a
+    module whose forward decides the order, after a conv held twice; a conv with a hook stays a plain conv."""
     from zoo.deploy.reparam import _pack_convs
 
     class Block(nn.Module):  # its forward, not its attribute order, decides what follows the conv
@@ -118,18 +119,31 @@ def test_packing_fuses_the_activation_that_follows_a_conv_in_a_sequential():
         def forward(self, x):
             return self.conv(self.act(x))
 
+    class Reversed(nn.Sequential):  # a Sequential whose forward runs its children backwards
+        def forward(self, x):
+            for m in reversed(self):
+                x = m(x)
+            return x
+
     torch.manual_seed(0)
+    shared = nn.Conv2d(4, 4, 1)
+    hooked = nn.Conv2d(4, 4, 1)
+    hooked.register_forward_hook(lambda m, i, o: o.mul(1.0))
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 1), nn.GELU(),
                           nn.GELU(approximate='tanh'), nn.Conv2d(4, 4, 1), nn.GELU(approximate='tanh'),
-                          nn.ReLU(), Block()).eval()
+                          nn.ReLU(), Block(), Reversed(nn.Conv2d(4, 4, 1), nn.ReLU()), shared, shared, nn.ReLU(),
+                          hooked, nn.ReLU()).eval()
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
         want = model(x)
         _pack_convs(model)
-        assert [type(m).__name__ for m in model] == ['FusedConv2d', 'Identity', 'FusedConv2d', 'Identity', 'GELU',
-                                                     'FusedConv2d', 'GELU', 'ReLU', 'Block']
-        assert [model[i].act for i in (0, 2, 5)] == ['relu', 'gelu', 'none']
+        assert [type(m).__name__ for m in model] == [
+            'FusedConv2d', 'Identity', 'FusedConv2d', 'Identity', 'GELU', 'FusedConv2d', 'GELU', 'ReLU', 'Block',
+            'Reversed', 'FusedConv2d', 'FusedConv2d', 'ReLU', 'Conv2d', 'ReLU']
+        assert [model[i].act for i in (0, 2, 5, 10, 11)] == ['relu', 'gelu', 'none', 'none', 'none']
+        assert model[13] is hooked
         assert type(model[8].act) is nn.ReLU and model[8].conv.act == 'none'
+        assert type(model[9][1]) is nn.ReLU and model[9][0].act == 'none'
         torch.testing.assert_close(model(x), want, atol=1e-5, rtol=1e-5)
         x[0, 0, 0, 0] = float('nan')
         out = model(x)

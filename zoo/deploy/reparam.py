@@ -9,6 +9,7 @@ not move a channels-last model's weights (or a ``deploy_channels_last`` model) t
 nor give a ``deploy_fused_convs`` model's plain convolutions oneDNN's packed kernels (``FusedConv2d``, with
 the ReLU or GELU that follows each in an ``nn.Sequential``).
 """
+import collections
 import copy
 
 import torch
@@ -32,7 +33,9 @@ def _can_fuse(module: nn.Module) -> bool:
 
 
 def _plain_conv(module: nn.Module) -> bool:
-    return type(module) is nn.Conv2d and module.padding_mode == 'zeros' and not isinstance(module.padding, str)
+    # a hooked conv stays as it is: its hooks would not move to the new layer
+    return (type(module) is nn.Conv2d and module.padding_mode == 'zeros' and not isinstance(module.padding, str)
+            and not (module._forward_hooks or module._forward_pre_hooks))
 
 
 def _fused_act(module: nn.Module):
@@ -44,22 +47,27 @@ def _fused_act(module: nn.Module):
     return None
 
 
-def _pack_convs(module: nn.Module) -> None:
+def _pack_convs(module: nn.Module, uses=None) -> None:
     """Every plain zero-padded ``nn.Conv2d`` under ``module`` becomes a :class:`FusedConv2d` holding its
-    tensors: the same function, with oneDNN's packed kernel in CPU inference. In an ``nn.Sequential`` (whose
-    order is its forward), a ReLU or GELU right after the conv runs in the conv's layer, and its place holds an
-    ``nn.Identity``: one pass over the conv's output fewer."""
-    children = list(module.named_children())
+    tensors: the same function, with oneDNN's packed kernel in CPU inference. In an ``nn.Sequential`` that runs
+    its children in order (not a subclass with a forward of its own), a ReLU or GELU right after the conv runs
+    in the conv's layer and an ``nn.Identity`` takes its place: one pass over the conv's output fewer. A conv
+    or activation held twice in the model keeps its activation apart; a conv with hooks stays a plain conv."""
+    if uses is None:
+        uses = collections.Counter(id(m) for _, m in module.named_modules(remove_duplicate=False))
+    children = list(module._modules.items())
+    in_order = isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward
     for i, (name, child) in enumerate(children):
         if _plain_conv(child):
-            act = None
-            if isinstance(module, nn.Sequential) and i + 1 < len(children):
-                act = _fused_act(children[i + 1][1])
+            after = children[i + 1][1] if in_order and i + 1 < len(children) else None
+            act = _fused_act(after) if after is not None else None
+            if act is not None and (uses[id(child)] > 1 or uses[id(after)] > 1):
+                act = None
             setattr(module, name, FusedConv2d.from_conv(child, act=act or 'none'))
             if act is not None:
                 setattr(module, children[i + 1][0], nn.Identity())
-        else:
-            _pack_convs(child)
+        elif child is not None:
+            _pack_convs(child, uses)
 
 
 def reparameterize(model: nn.Module, inplace: bool = False) -> nn.Module:
