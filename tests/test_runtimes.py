@@ -25,15 +25,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = (3, 64, 64)
 # what the pinned ExecuTorch (1.0.1) cannot run: its XNNPACK delegate returns a (B, C, 1, 1) map with its
 # dimensions permuted (FasterNet's head, SHViT's squeeze-excite), and the runtime names the failing step; it has
-# no kernel for LITv2's deformable conv; its int8 lowering fails on SHViT's partition and BiFormer's gather
+# no kernel for LITv2's deformable conv; its int8 path fails on SHViT's partition (lowering) and BiFormer's gather
+# (calibrating the graph its quantizer prepared)
 # (the exception and the pattern its message matches)
 _RESIZE = (rt.UnsupportedByRuntime, r'ExecuTorch cannot run .*Failed to resize output tensor for XNNExecutor')
 _NO_DEFORM = (rt.UnsupportedByRuntime, re.escape("Missing out variants: {'torchvision::deform_conv2d'}"))
 EXECUTORCH_FAILS = {'fasternet_t0': _RESIZE, 'shvit_s1': _RESIZE, 'litv2_s': _NO_DEFORM}
 EXECUTORCH_INT8_FAILS = {'shvit_s1': (rt.UnsupportedByRuntime, 'ExecuTorch cannot lower to XNNPACK SHViT: '
                                        'AssertionError: Invalid partition, found dependency cycles'),
-                         'biformer_t': (rt.UnsupportedByRuntime, 'ExecuTorch cannot .* BiFormer: IndexError: '
-                                        'tensors used as indices must be long'),
+                         'biformer_t': (rt.UnsupportedByRuntime, 'ExecuTorch cannot quantize for XNNPACK BiFormer: '
+                                        'IndexError: tensors used as indices must be long'),
                          'litv2_s': _NO_DEFORM}
 # what coremltools (9.0) cannot convert: LITv2's non-finite check before its deformable conv, LSNet's
 # multiply-add of its per-pixel kernels (and, given a converter for that, its rank-6 kernel layout)

@@ -333,11 +333,12 @@ def _executorch_kernels(program) -> None:
 
 @contextlib.contextmanager
 def _executorch_step(step: str, model: nn.Module):
-    """A failure inside ExecuTorch's tools (an assertion of its partitioner, an index error of its quantizer)
-    as :class:`UnsupportedByRuntime` naming the step, the model and the original error."""
+    """A failure inside ExecuTorch's own tools (an assertion of its XNNPACK partitioner, an index error of the
+    graph its quantizer prepared) as :class:`UnsupportedByRuntime` naming the step, the model and the original
+    error. A ValueError or TypeError (a bad argument, as an empty calibration) passes unchanged."""
     try:
         yield
-    except UnsupportedByRuntime:
+    except (UnsupportedByRuntime, ValueError, TypeError):
         raise
     except Exception as e:
         message = (str(e).strip().splitlines() or [''])[0]
@@ -353,10 +354,13 @@ def export_executorch(model: nn.Module, path: str, input_size: Tuple[int, int, i
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
     x = torch.randn(batch_size, *input_size)
-    with _executorch_step('quantize' if calibration is not None else 'export', model):
-        module = quantize(model, calibration, 'xnnpack') if calibration is not None else plain_layout(model)
-        with torch.no_grad():
-            program = torch.export.export(module, (x,))
+    if calibration is None:
+        module = plain_layout(model)
+    else:
+        with _executorch_step('quantize for XNNPACK', model):
+            module = quantize(model, calibration, 'xnnpack')
+    with torch.no_grad():
+        program = torch.export.export(module, (x,))
     _executorch_kernels(program)
     _xnnpack_means(program)
     with _executorch_step('lower to XNNPACK', model):
