@@ -292,6 +292,33 @@ def test_deform_conv_matches_bilinear_sampling_reference():
     assert (out - ref).abs().max() <= 1e-4
 
 
+@pytest.mark.parametrize('k,stride,padding,dilation', [(2, 2, 0, 1), (3, 1, 1, 1), (3, 2, 2, 2), (1, 1, 0, 1)])
+def test_deform_conv_inference_samples_as_torchvision_does(monkeypatch, k, stride, padding, dilation):
+    """In CPU inference the deformable conv is grid_sample at the displaced taps and one product: equal to
+    torchvision's kernel, offsets reaching far outside the map included; with gradients, and traced, the
+    layer calls torchvision's op."""
+    import zoo.layers.deform as deform
+    from torchvision.ops import deform_conv2d
+    torch.manual_seed(0)
+    x, w, b = torch.randn(2, 5, 9, 7), torch.randn(6, 5, k, k), torch.randn(6)
+    ho = (9 + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+    wo = (7 + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+    offset = torch.randn(2, 2 * k * k, ho, wo) * 3
+    args = ((stride, stride), (padding, padding), (dilation, dilation))
+    want = deform_conv2d(x, offset, w, b, *args)
+    calls = []
+    monkeypatch.setattr(deform, 'deform_conv2d', lambda *a: calls.append(1) or deform_conv2d(*a))
+    with torch.no_grad():
+        got = deform.deform_conv(x, offset, w, b, *args)
+        assert not calls
+        torch.jit.trace(lambda x: deform.deform_conv(x, offset, w, b, *args), x, check_trace=False)
+        assert calls == [1]
+    torch.testing.assert_close(got, want, atol=1e-5 * want.abs().max().item(), rtol=0)
+    w.requires_grad_(True)
+    deform.deform_conv(x, offset, w, b, *args).sum().backward()
+    assert calls == [1, 1] and w.grad is not None
+
+
 def test_deform_conv_with_zero_offsets_is_a_conv_and_pads_odd_maps():
     m = DeformConv2dPack(4, 8, 2, 2, pad_to_stride=True)
     x = torch.randn(1, 4, 7, 9)
