@@ -59,11 +59,13 @@ def deform_conv(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, bia
 
 @torch.jit.unused  # a scripted model runs torchvision's op
 def _samples(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether :func:`_sampled_deform_conv` computes this call: CPU float32 inference in plain eager, one group
-    of channels and of offsets."""
+    """Whether :func:`_sampled_deform_conv` computes this call: CPU float32 inference in plain eager, outside
+    autocast, one group of channels and of offsets."""
     if not is_plain_eager():
         return False
     if x.device.type != 'cpu' or x.dtype != torch.float32 or weight.dtype != torch.float32:
+        return False
+    if torch.is_autocast_enabled('cpu'):  # its product would run in the autocast dtype
         return False
     if torch.is_grad_enabled() and (x.requires_grad or offset.requires_grad or weight.requires_grad):
         return False
