@@ -148,3 +148,27 @@ def test_packing_fuses_the_activation_that_follows_a_conv_in_a_sequential():
         x[0, 0, 0, 0] = float('nan')
         out = model(x)
     assert out[0].isnan().any() and torch.isfinite(out[1]).all()
+
+
+@pytest.mark.parametrize('flag', ['torchscript', 'dynamo'])
+def test_fused_layers_step_aside_while_onnx_exports(monkeypatch, flag):
+    """is_plain_eager() reads the ONNX exporters' flags itself (torch.onnx.is_in_onnx_export() costs more than
+    all its other tests together); it must answer as torch does, and a fused layer then runs the plain conv."""
+    from torch.onnx._internal.exporter import _flags
+    from torch.onnx._internal.torchscript_exporter._globals import GLOBALS
+    from zoo.layers._fx import is_plain_eager
+    layer = FusedConv2d(4, 4, 3, padding=1).eval()
+    calls = []
+    run = layer._run
+    monkeypatch.setattr(layer, '_run', lambda *args: calls.append(1) or run(*args))
+    x = torch.randn(1, 4, 6, 6)
+    with torch.no_grad():
+        layer(x)
+        assert is_plain_eager() and calls == [1]
+        if flag == 'torchscript':
+            monkeypatch.setattr(GLOBALS, 'in_onnx_export', True)
+        else:
+            monkeypatch.setattr(_flags, '_is_onnx_exporting', True)
+        assert torch.onnx.is_in_onnx_export() and not is_plain_eager()
+        torch.testing.assert_close(layer(x), _plain(layer, x), atol=1e-5, rtol=1e-5)
+    assert calls == [1]

@@ -60,9 +60,10 @@ def onednn_available() -> bool:
 
 
 def _use_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    # run on every call of every fused layer: the cheapest tests first (a Proxy answers no attribute test)
     if is_fx_tracing():  # a traced graph records the plain ops (timm's tracer keeps FusedLinear a leaf)
         return False
-    if x.device.type != 'cpu' or x.dtype != torch.float32 or weight.dtype != torch.float32:
+    if not x.is_cpu or x.dtype != torch.float32 or weight.dtype != torch.float32:
         return False
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
         return False  # the fused op has no backward
@@ -107,7 +108,8 @@ class _PackedKernel:
     the fused kernel from ever giving another number than the plain ops. A layer supplies ``_plain(x)`` (its
     op without the activation), ``_pack(weight, x)``, ``_run(x, packed, act)`` and ``_pack_key(x)`` (the
     packed weights kept apart, up to ``_MAX_SHAPES``)."""
-    __jit_ignored_attributes__ = ['_packed']  # oneDNN's packed weight: eager only, not part of a scripted model
+    # oneDNN's packed weight and its op's arguments: eager only, not part of a scripted model
+    __jit_ignored_attributes__ = ['_packed', '_args']
     _MAX_SHAPES = 1
     _INPUT_DIMS = None  # the input rank the fused kernel takes (None: any)
 
@@ -132,20 +134,26 @@ class _PackedKernel:
 
     def _packed_weight(self, x: torch.Tensor) -> Optional[torch.Tensor]:
         """The weight packed for oneDNN, rebuilt after any change of the weight or bias; None while either
-        holds a NaN or inf (the plain ops then keep them in the output)."""
-        w, b = _track(self.weight), self.bias if self.bias is None else _track(self.bias)
-        key = (w.data_ptr(), w._version) + ((b.data_ptr(), b._version) if b is not None else ())
-        if self._packed is None or self._packed[0] != key:
+        holds a NaN or inf (the plain ops then keep them in the output). Runs on every call: the common case,
+        nothing changed and the shape seen before, is a key comparison and a dict lookup."""
+        w, b = self.weight, self.bias
+        key = (w.data_ptr(), w._version) if b is None else (w.data_ptr(), w._version, b.data_ptr(), b._version)
+        state = self._packed
+        if state is None or state[0] != key:
+            _track(w)  # a Parameter assigned since the last pack: its .data edits must bump the counter too
+            if b is not None:
+                _track(b)
             finite = bool(torch.isfinite(w).all()) and (b is None or bool(torch.isfinite(b).all()))
-            self._packed = (key, finite, {})
-        if not self._packed[1]:
+            state = self._packed = (key, finite, {})
+        if not state[1]:
             return None
-        cache, shape = self._packed[2], self._pack_key(x)
-        if shape not in cache:
+        cache, shape = state[2], self._pack_key(x)
+        packed = cache.get(shape)
+        if packed is None:
             if len(cache) >= self._MAX_SHAPES:
                 cache.pop(next(iter(cache)))
-            cache[shape] = self._pack(w.detach(), x)
-        return cache[shape]
+            packed = cache[shape] = self._pack(w.detach(), x)
+        return packed
 
     @torch.jit.unused
     def _fused(self, x: torch.Tensor) -> Optional[torch.Tensor]:
@@ -258,11 +266,12 @@ class FusedConv2d(_PackedKernel, nn.Conv2d):
         return self._conv_forward(x, self.weight, self.bias)
 
     def _pack_key(self, x):
-        return tuple(x.shape)
+        return x.shape
 
     def _pack(self, weight, x):
-        return onednn.reorder_conv_weight(weight, x.shape, self.padding, self.stride, self.dilation, self.groups)
+        # the op takes its arguments as lists: built here once, not on every call
+        self._args = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
+        return onednn.reorder_conv_weight(weight, x.shape, *self._args)
 
     def _run(self, x, packed, act):
-        return onednn.conv_pointwise(x, packed, self.bias, self.padding, self.stride, self.dilation, self.groups,
-                                     act)
+        return onednn.conv_pointwise(x, packed, self.bias, *self._args, act)

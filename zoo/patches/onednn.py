@@ -80,7 +80,7 @@ def reorder_linear_weight(weight: torch.Tensor, rows: int) -> torch.Tensor:
 def linear_pointwise(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tensor], act: str) -> torch.Tensor:
     """``act(x W^T + b)`` with ``W`` as packed by :func:`reorder_linear_weight`; ``act`` 'none', 'relu' or
     'gelu'."""
-    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, act, [], _ALGORITHM[act])
+    return torch.ops.mkldnn._linear_pointwise.default(x, packed, bias, act, [], _ALGORITHM[act])
 
 
 def reorder_conv_weight(weight: torch.Tensor, input_shape, padding, stride, dilation, groups: int) -> torch.Tensor:
@@ -92,6 +92,6 @@ def reorder_conv_weight(weight: torch.Tensor, input_shape, padding, stride, dila
 def conv_pointwise(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tensor], padding, stride, dilation,
                    groups: int, act: str) -> torch.Tensor:
     """``act(conv2d(x, W) + b)`` with ``W`` as packed by :func:`reorder_conv_weight`; the output in ``x``'s
-    memory format."""
-    return torch.ops.mkldnn._convolution_pointwise(x, packed, bias, list(padding), list(stride), list(dilation),
-                                                   groups, act, [], _ALGORITHM[act])
+    memory format. ``padding``, ``stride`` and ``dilation`` are lists (the op takes no tuples)."""
+    return torch.ops.mkldnn._convolution_pointwise.default(x, packed, bias, padding, stride, dilation, groups, act,
+                                                           [], _ALGORITHM[act])
