@@ -117,6 +117,15 @@ def test_benchmark_pairs_the_authors_row_with_the_zoo_deploy_form(tmp_path):
     assert theirs.max_abs_error is not None and theirs.max_abs_error < 1e-4
     assert train.max_abs_error is None and deploy.max_abs_error is None
     assert 'same weights, outputs differ by' in to_markdown(rows)
+    # in any other runtime the zoo forms take, the authors' code still runs as they run it, in eager, once;
+    # its row names its ratios to each zoo deploy form
+    rows = benchmark(['shvit_s1'], forms=['deploy'], runtimes=['eager', 'bf16'], authors={'shvit': checkout},
+                     img_size=64, batch_size=2, threads=1, warmup=1, repeats=2, memory=False)
+    assert [(r.form, r.runtime) for r in rows] == [('deploy', 'eager'), ('deploy', 'bf16'), ('authors', 'eager')]
+    deploy, bf16, theirs = rows
+    assert theirs.latency_ratio == theirs.latency_ms / deploy.latency_ms
+    assert f'; [deploy, bf16] {theirs.latency_ms / bf16.latency_ms:.2f}x / ' \
+           f'{bf16.throughput / theirs.throughput:.2f}x' in theirs.reference
     with pytest.raises(ValueError, match=r"authors: no authors' code is wired for \['convnext'\]"):
         benchmark(['convnext_atto'], authors={'convnext': checkout})
 

@@ -118,7 +118,9 @@ def benchmark(
     for name in models:
         jobs = [(name, form, runtime, name) for form in forms for runtime in runtimes]
         if family_of(name).name in authors:
-            jobs += [(name, 'authors', runtime, name) for runtime in runtimes]
+            # the authors' code as they run it, in eager PyTorch, whatever runtimes the zoo forms take (their
+            # model is not made to compile or export); its row compares it with each zoo deploy form
+            jobs.append((name, 'authors', 'eager', name))
         peer = timm_equivalent(name) if timm_peers else None
         if peer:
             jobs += [(peer, form, runtime, name) for form in peer_forms for runtime in runtimes]
@@ -219,11 +221,19 @@ def _add_ratios(rows: List[BenchmarkRow]) -> None:
         if row.form in _PEER_ROWS:
             # a peer against the zoo model's deploy form; a training step against its train form's
             ref = deploy.get((row.paired_with, row.runtime)) or first_by_runtime.get((row.paired_with, row.runtime))
+            others = []
+            if row.form == 'authors':  # (eager): against the deploy form in eager, and in every other runtime
+                others = [r for (model, _), r in deploy.items() if model == row.paired_with]
+                ref = ref or (others[0] if others else None)
             if ref is None:
                 continue
             row.latency_ratio = row.latency_ms / ref.latency_ms
             row.throughput_ratio = ref.throughput / row.throughput
             row.reference = f'{ref.model} [{ref.form}, {ref.runtime}] vs this'
+            for other in others:
+                if other is not ref:
+                    row.reference += (f'; [{other.form}, {other.runtime}] {row.latency_ms / other.latency_ms:.2f}x / '
+                                      f'{other.throughput / row.throughput:.2f}x')
             if row.max_abs_error is not None:
                 row.reference += f'; same weights, outputs differ by {row.max_abs_error:.1e} at most'
         else:
