@@ -1,6 +1,7 @@
 """The measuring tool counts what it claims and writes its tables."""
 import csv
 import io
+import math
 import os
 import sys
 
@@ -153,6 +154,36 @@ def test_runtimes_onnx_rows_and_peer_ratios_within_a_runtime():
         assert abs(r.gflops_per_s - r.gflops * r.throughput) < 1e-9 * r.gflops_per_s
         assert 0 < r.peak_fraction and abs(r.gflops_per_s / r.peak_fraction - gemm_peak('cpu', threads=1)) < 1e-6
     assert to_markdown(rows).count('| onnx |') == 2
+
+
+def test_a_runtime_that_fails_one_model_costs_that_row_only(monkeypatch, capsys):
+    """A runtime failing a model (here bf16 refusing shvit_s1) gives a row that names the error, with no figures
+    and no ratios; the other rows are measured and keep their ratios."""
+    bench = sys.modules['zoo.measure.benchmark']  # (zoo.measure.benchmark is also the function's name)
+    real = bench.in_runtime
+
+    def in_runtime(model, runtime, *args):
+        fn = real(model, runtime, *args)
+        if runtime != 'bf16' or type(model).__name__ != 'SHViT':
+            return fn
+
+        def refuse(x):
+            raise RuntimeError('no bf16 kernel for this op\nsecond line')
+        return refuse
+    monkeypatch.setattr(bench, 'in_runtime', in_runtime)
+    rows = benchmark(['shvit_s1'], compare=['resnet10t'], forms=['deploy'], runtimes=['eager', 'bf16'],
+                     img_size=64, batch_size=2, threads=1, warmup=1, repeats=2, memory=False)
+    assert [(r.model, r.runtime, r.error) for r in rows] == [
+        ('shvit_s1', 'eager', ''), ('shvit_s1', 'bf16', 'RuntimeError: no bf16 kernel for this op'),
+        ('resnet10t', 'eager', ''), ('resnet10t', 'bf16', '')]
+    eager, failed, peer_eager, peer_bf16 = rows
+    assert math.isnan(failed.latency_ms) and math.isnan(failed.throughput) and failed.latency_ratio is None
+    assert failed.params == eager.params and failed.gflops == eager.gflops
+    assert peer_eager.latency_ratio == peer_eager.latency_ms / eager.latency_ms
+    assert peer_bf16.latency_ratio is None  # its zoo reference was not measured
+    assert 'shvit_s1 [deploy, bf16] could not be measured: RuntimeError' in capsys.readouterr().err
+    assert '| not measured: RuntimeError: no bf16 kernel for this op |' in to_markdown(rows)
+    assert [r.error for r in from_csv(to_csv(rows))] == [r.error for r in rows]
 
 
 def test_csv_round_trip_keeps_types():

@@ -3,6 +3,7 @@
 import contextlib
 import csv
 import io
+import math
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, fields
@@ -52,6 +53,9 @@ class BenchmarkRow:
     # an 'authors' row: the largest absolute difference of its batch-1 logits from the zoo deploy form's, the two
     # holding the same weights
     max_abs_error: Optional[float] = None
+    # why this (model, form, runtime) could not be measured (its latency and throughput are then NaN): the
+    # runtime refused or failed the model; the rest of the run goes on
+    error: str = ''
 
 
 _DTYPE_NAMES = {None: 'fp32', torch.float16: 'fp16', torch.bfloat16: 'bf16'}
@@ -138,28 +142,61 @@ def benchmark(
                 for model, _ in theirs.values():
                     imported.enter_context(authors_modules(model))
                 modules, counted, errors = _group_modules(jobs, theirs, x1, device, channels_last)
-                built = [with_autocast(in_runtime(modules[name, form], runtime, img_size, threads, workdir),
-                                        device, amp) for name, form, runtime, _ in jobs]
-                latency = interleaved_latency(built, x1, warmup, repeats)
-                batch_time = interleaved_latency(built, xb, max(1, warmup // 2), max(3, repeats // 2))
-                for (name, form, runtime, paired), fn, lat, bt in zip(jobs, built, latency, batch_time):
+                built, failed = _built_in_runtimes(jobs, modules, x1, xb, img_size, threads, workdir, device, amp)
+                measured = [job for job in jobs if job in built]
+                fns = [built[job] for job in measured]
+                latency = dict(zip(measured, interleaved_latency(fns, x1, warmup, repeats)))
+                batch_time = dict(zip(measured, interleaved_latency(fns, xb, max(1, warmup // 2),
+                                                                    max(3, repeats // 2))))
+                for job in jobs:  # in the order asked, a row not measured in its place
+                    name, form, runtime, paired = job
                     params, gflops = counted[name, form]
+                    dtype = _DTYPE_NAMES[amp] if amp else PRECISION[runtime]
+                    if job in failed:
+                        rows.append(BenchmarkRow(
+                            model=name, form=form, params=params, gflops=gflops, img_size=img_size,
+                            latency_ms=math.nan, throughput=math.nan, batch_size=batch_size, runtime=runtime,
+                            device=device, dtype=dtype, paired_with=paired, error=failed[job]))
+                        continue
+                    fn, lat, bt = built[job], latency[job], batch_time[job]
                     mem = None
                     if memory and (runtime == 'eager' or (device != 'cpu' and runtime == 'compiled')):
                         mem = peak_memory(fn, xb) / 2 ** 20
                     rows.append(BenchmarkRow(
                         model=name, form=form, params=params, gflops=gflops, img_size=img_size, latency_ms=1e3 * lat,
                         throughput=batch_size / bt, batch_size=batch_size, runtime=runtime, device=device,
-                        dtype=_DTYPE_NAMES[amp] if amp else PRECISION[runtime], gflops_per_s=gflops * batch_size / bt,
+                        dtype=dtype, gflops_per_s=gflops * batch_size / bt,
                         peak_fraction=gflops * batch_size / bt / peak, peak_mem_mb=mem, paired_with=paired,
                         max_abs_error=errors.get(name) if form == 'authors' else None))
-            del built, modules, theirs
+            del built, fns, modules, theirs
             if runtimes != ('eager',):
                 torch._dynamo.reset()
             if train_step:
                 rows += _train_step_rows(jobs, xb, amp, layout, warmup, repeats)
     _add_ratios(rows)
     return rows
+
+
+def _built_in_runtimes(jobs, modules, x1: torch.Tensor, xb: torch.Tensor, img_size: int, threads: int,
+                       workdir: str, device: str, amp: Optional[torch.dtype]):
+    """Each job's model in its runtime, called once at batch 1 and at the batch size (where a compiler or an
+    exporter does its work): ``({job: callable}, {job: why it failed})``. A runtime that refuses or fails one
+    model costs that row only, named with the error, not the rows measured before and after it."""
+    built, failed = {}, {}
+    for job in jobs:
+        name, form, runtime, _ = job
+        try:
+            fn = with_autocast(in_runtime(modules[name, form], runtime, img_size, threads, workdir), device, amp)
+            with torch.no_grad():
+                fn(x1)
+                fn(xb)
+        except Exception as e:  # any failure of a third-party runtime: reported in the row and on stderr
+            why = f'{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ""}'[:300]
+            print(f'benchmark: {name} [{form}, {runtime}] could not be measured: {why}', file=sys.stderr)
+            failed[job] = why
+            continue
+        built[job] = fn
+    return built, failed
 
 
 def _group_modules(jobs, theirs, x1: torch.Tensor, device: str, channels_last: bool):
@@ -211,6 +248,7 @@ def _train_step_rows(jobs, xb: torch.Tensor, amp: Optional[torch.dtype], layout,
 
 def _add_ratios(rows: List[BenchmarkRow]) -> None:
     first, deploy, first_by_runtime = {}, {}, {}
+    rows = [row for row in rows if not row.error]  # a row not measured is no one's reference and has no ratio
     for row in rows:
         if row.form not in _PEER_ROWS:
             first.setdefault(row.model, row)
@@ -255,6 +293,9 @@ def _cells(row: BenchmarkRow) -> Iterable[str]:
         return (row.model, row.form, row.runtime, f'{row.params / 1e6:.2f}', '', '',
                 f'{row.throughput:.1f} (b{row.batch_size}, training)', '', '', '', ratio(row.throughput_ratio),
                 row.reference)
+    if row.error:
+        return (row.model, row.form, row.runtime, f'{row.params / 1e6:.2f}', f'{row.gflops:.3f}', '', '', '', '',
+                '', '', f'not measured: {row.error}'.replace('|', '/'))
     return (row.model, row.form, row.runtime, f'{row.params / 1e6:.2f}', f'{row.gflops:.3f}',
             f'{row.latency_ms:.1f}', f'{row.throughput:.1f} (b{row.batch_size})',
             f'{row.gflops_per_s:.1f} ({100 * row.peak_fraction:.0f}%)',
