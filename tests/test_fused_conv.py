@@ -51,7 +51,10 @@ def test_fused_conv_follows_every_weight_edit_and_keeps_nan(act):
     edits = [lambda: layer.weight.data.copy_(torch.randn(8, 4, 3, 3)),
              lambda: layer.bias.data.add_(1.0),
              lambda: layer.load_state_dict(FusedConv2d(4, 8, 3, padding=1, act=act).state_dict()),
-             lambda: setattr(layer.weight, 'data', torch.randn(8, 4, 3, 3))]
+             lambda: setattr(layer.weight, 'data', torch.randn(8, 4, 3, 3)),
+             # a new Parameter over the same storage, then an edit through its .data
+             lambda: layer.load_state_dict(layer.state_dict(), assign=True),
+             lambda: layer.weight.data.mul_(2.0)]
     with torch.no_grad():
         layer(x)
         for edit in edits:
@@ -129,22 +132,27 @@ def test_packing_fuses_the_activation_that_follows_a_conv_in_a_sequential():
     shared = nn.Conv2d(4, 4, 1)
     hooked = nn.Conv2d(4, 4, 1)
     hooked.register_forward_hook(lambda m, i, o: o.mul(1.0))
+    act_calls = []
+    hooked_act = nn.ReLU()  # its hook must still run: it stays, and its conv fuses nothing
+    hooked_act.register_forward_hook(lambda m, i, o: act_calls.append(1))
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 1), nn.GELU(),
                           nn.GELU(approximate='tanh'), nn.Conv2d(4, 4, 1), nn.GELU(approximate='tanh'),
                           nn.ReLU(), Block(), Reversed(nn.Conv2d(4, 4, 1), nn.ReLU()), shared, shared, nn.ReLU(),
-                          hooked, nn.ReLU()).eval()
+                          hooked, nn.ReLU(), nn.Conv2d(4, 4, 1), hooked_act).eval()
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
         want = model(x)
         _pack_convs(model)
         assert [type(m).__name__ for m in model] == [
             'FusedConv2d', 'Identity', 'FusedConv2d', 'Identity', 'GELU', 'FusedConv2d', 'GELU', 'ReLU', 'Block',
-            'Reversed', 'FusedConv2d', 'FusedConv2d', 'ReLU', 'Conv2d', 'ReLU']
-        assert [model[i].act for i in (0, 2, 5, 10, 11)] == ['relu', 'gelu', 'none', 'none', 'none']
+            'Reversed', 'FusedConv2d', 'FusedConv2d', 'ReLU', 'Conv2d', 'ReLU', 'FusedConv2d', 'ReLU']
+        assert [model[i].act for i in (0, 2, 5, 10, 11, 15)] == ['relu', 'gelu', 'none', 'none', 'none', 'none']
+        assert model[16] is hooked_act and len(act_calls) == 1
         assert model[13] is hooked
         assert type(model[8].act) is nn.ReLU and model[8].conv.act == 'none'
         assert type(model[9][1]) is nn.ReLU and model[9][0].act == 'none'
         torch.testing.assert_close(model(x), want, atol=1e-5, rtol=1e-5)
+        assert len(act_calls) == 2
         x[0, 0, 0, 0] = float('nan')
         out = model(x)
     assert out[0].isnan().any() and torch.isfinite(out[1]).all()

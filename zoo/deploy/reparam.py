@@ -39,7 +39,10 @@ def _plain_conv(module: nn.Module) -> bool:
 
 
 def _fused_act(module: nn.Module):
-    """The FusedConv2d activation that computes ``module`` (an activation layer), or None."""
+    """The FusedConv2d activation that computes ``module`` (an activation layer), or None (also for a layer
+    with hooks, which would no longer run)."""
+    if module._forward_hooks or module._forward_pre_hooks:
+        return None
     if type(module) is nn.ReLU:
         return 'relu'
     if type(module) is nn.GELU and module.approximate == 'none':
@@ -52,7 +55,8 @@ def _pack_convs(module: nn.Module, uses=None) -> None:
     tensors: the same function, with oneDNN's packed kernel in CPU inference. In an ``nn.Sequential`` that runs
     its children in order (not a subclass with a forward of its own), a ReLU or GELU right after the conv runs
     in the conv's layer and an ``nn.Identity`` takes its place: one pass over the conv's output fewer. A conv
-    or activation held twice in the model keeps its activation apart; a conv with hooks stays a plain conv."""
+    or activation held twice in the model keeps its activation apart; a conv with hooks stays a plain conv and an
+    activation with hooks stays in place."""
     if uses is None:
         uses = collections.Counter(id(m) for _, m in module.named_modules(remove_duplicate=False))
     children = list(module._modules.items())

@@ -137,7 +137,9 @@ class _PackedKernel:
         holds a NaN or inf (the plain ops then keep them in the output). Runs on every call: the common case,
         nothing changed and the shape seen before, is a key comparison and a dict lookup."""
         w, b = self.weight, self.bias
-        key = (w.data_ptr(), w._version) if b is None else (w.data_ptr(), w._version, b.data_ptr(), b._version)
+        # the objects too: a Parameter assigned over the same storage (load_state_dict(assign=True)) is tracked
+        key = (id(w), w.data_ptr(), w._version) if b is None else \
+            (id(w), w.data_ptr(), w._version, id(b), b.data_ptr(), b._version)
         state = self._packed
         if state is None or state[0] != key:
             _track(w)  # a Parameter assigned since the last pack: its .data edits must bump the counter too
