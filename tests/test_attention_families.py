@@ -304,6 +304,7 @@ def test_deform_conv_inference_samples_as_torchvision_does(monkeypatch, k, strid
     ho = (9 + 2 * padding - dilation * (k - 1) - 1) // stride + 1
     wo = (7 + 2 * padding - dilation * (k - 1) - 1) // stride + 1
     offset = torch.randn(2, 2 * k * k, ho, wo) * 3
+    offset[0, 0, 0, 0], offset[1, 1, -1, -1], offset[1, -1, 0, -1] = 3e38, -3e38, 1e30  # finite, far outside
     args = ((stride, stride), (padding, padding), (dilation, dilation))
     want = deform_conv2d(x, offset, w, b, *args)
     calls = []
@@ -314,9 +315,12 @@ def test_deform_conv_inference_samples_as_torchvision_does(monkeypatch, k, strid
         torch.jit.trace(lambda x: deform.deform_conv(x, offset, w, b, *args), x, check_trace=False)
         assert calls == [1]
     torch.testing.assert_close(got, want, atol=1e-5 * want.abs().max().item(), rtol=0)
+    with torch.no_grad(), pytest.raises(RuntimeError):  # an offset map of another size: torchvision's refusal
+        deform.deform_conv(x, offset[..., :-1], w, b, *args)
+    assert calls == [1, 1]
     w.requires_grad_(True)
     deform.deform_conv(x, offset, w, b, *args).sum().backward()
-    assert calls == [1, 1] and w.grad is not None
+    assert calls == [1, 1, 1] and w.grad is not None
 
 
 def test_deform_conv_with_zero_offsets_is_a_conv_and_pads_odd_maps():

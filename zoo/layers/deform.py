@@ -50,7 +50,7 @@ def deform_conv(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, bia
     finite = ok.all(dim=1, keepdim=True)
     # non-finite offsets zeroed by a where (nan_to_num has no OpenVINO conversion)
     offset = torch.where(ok, offset, torch.zeros_like(offset))
-    if not torch.jit.is_scripting() and _samples(x, offset, weight):
+    if not torch.jit.is_scripting() and _samples(x, offset, weight, stride, padding, dilation):
         out = _sampled_deform_conv(x, offset, weight, bias, stride, padding, dilation)
     else:
         out = deform_conv2d(x, offset, weight, bias, stride, padding, dilation)
@@ -58,9 +58,10 @@ def deform_conv(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, bia
 
 
 @torch.jit.unused  # a scripted model runs torchvision's op
-def _samples(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> bool:
+def _samples(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, stride, padding, dilation) -> bool:
     """Whether :func:`_sampled_deform_conv` computes this call: CPU float32 inference in plain eager, outside
-    autocast, one group of channels and of offsets."""
+    autocast, one group of channels and of offsets, an offset map of the output's size (anything else goes to
+    torchvision's op, which computes it or says what is wrong)."""
     if not is_plain_eager():
         return False
     if x.device.type != 'cpu' or x.dtype != torch.float32 or weight.dtype != torch.float32:
@@ -69,7 +70,11 @@ def _samples(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> boo
         return False
     if torch.is_grad_enabled() and (x.requires_grad or offset.requires_grad or weight.requires_grad):
         return False
-    return weight.shape[1] == x.shape[1] and offset.shape[1] == 2 * weight.shape[2] * weight.shape[3]
+    if weight.shape[1] != x.shape[1] or offset.shape[1] != 2 * weight.shape[2] * weight.shape[3]:
+        return False
+    size = [(x.shape[2 + i] + 2 * padding[i] - dilation[i] * (weight.shape[2 + i] - 1) - 1) // stride[i] + 1
+            for i in range(2)]
+    return offset.dim() == 4 and offset.shape[0] == x.shape[0] and list(offset.shape[2:]) == size
 
 
 @torch.jit.unused
@@ -85,8 +90,10 @@ def _sampled_deform_conv(x, offset, weight, bias, stride, padding, dilation) -> 
     rows = torch.arange(Ho, device=x.device) * stride[0]
     cols = torch.arange(Wo, device=x.device) * stride[1]
     off = offset.view(B, taps, 2, Ho, Wo)  # per tap (dy, dx)
-    py = (rows.view(1, 1, Ho, 1) + ky.view(1, taps, 1, 1)) + off[:, :, 0]
-    px = (cols.view(1, 1, 1, Wo) + kx.view(1, taps, 1, 1)) + off[:, :, 1]
+    # a position at or beyond one pixel outside the map samples zeros: clamped there, so that a huge finite
+    # offset cannot overflow the normalization below into inf (grid_sample would give NaN)
+    py = ((rows.view(1, 1, Ho, 1) + ky.view(1, taps, 1, 1)) + off[:, :, 0]).clamp(-1, H)
+    px = ((cols.view(1, 1, 1, Wo) + kx.view(1, taps, 1, 1)) + off[:, :, 1]).clamp(-1, W)
     # pixel p <-> (2p + 1) / size - 1 (align_corners=False); zeros outside, as torchvision samples
     grid = torch.stack(((2 * px + 1) / W - 1, (2 * py + 1) / H - 1), dim=-1).view(B, taps * Ho, Wo, 2)
     sampled = F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
