@@ -156,7 +156,8 @@ def benchmark(
                         rows.append(BenchmarkRow(
                             model=name, form=form, params=params, gflops=gflops, img_size=img_size,
                             latency_ms=math.nan, throughput=math.nan, batch_size=batch_size, runtime=runtime,
-                            device=device, dtype=dtype, paired_with=paired, error=failed[job]))
+                            device=device, dtype=dtype, gflops_per_s=math.nan, peak_fraction=math.nan,
+                            paired_with=paired, error=failed[job]))
                         continue
                     fn, lat, bt = built[job], latency[job], batch_time[job]
                     mem = None
@@ -181,7 +182,8 @@ def _built_in_runtimes(jobs, modules, x1: torch.Tensor, xb: torch.Tensor, img_si
                        workdir: str, device: str, amp: Optional[torch.dtype]):
     """Each job's model in its runtime, called once at batch 1 and at the batch size (where a compiler or an
     exporter does its work): ``({job: callable}, {job: why it failed})``. A runtime that refuses or fails one
-    model costs that row only, named with the error, not the rows measured before and after it."""
+    model (or the authors' code that fails) costs that row only, named with the error, not the rows measured
+    before and after it; a zoo form failing in eager PyTorch raises."""
     built, failed = {}, {}
     for job in jobs:
         name, form, runtime, _ = job
@@ -190,7 +192,9 @@ def _built_in_runtimes(jobs, modules, x1: torch.Tensor, xb: torch.Tensor, img_si
             with torch.no_grad():
                 fn(x1)
                 fn(xb)
-        except Exception as e:  # any failure of a third-party runtime: reported in the row and on stderr
+        except Exception as e:  # a third-party runtime's or the authors' code's failure: in the row, on stderr
+            if runtime == 'eager' and form != 'authors':
+                raise  # the zoo's own form in eager PyTorch: a failure there is a bug to see, not a row
             why = f'{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ""}'[:300]
             print(f'benchmark: {name} [{form}, {runtime}] could not be measured: {why}', file=sys.stderr)
             failed[job] = why
@@ -262,7 +266,7 @@ def _add_ratios(rows: List[BenchmarkRow]) -> None:
             others = []
             if row.form == 'authors':  # (eager): against the deploy form in eager, and in every other runtime
                 others = [r for (model, _), r in deploy.items() if model == row.paired_with]
-                ref = ref or (others[0] if others else None)
+                ref = deploy.get((row.paired_with, row.runtime)) or (others[0] if others else ref)
             if ref is None:
                 continue
             row.latency_ratio = row.latency_ms / ref.latency_ms

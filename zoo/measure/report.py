@@ -27,8 +27,8 @@ def load_reported(path: str) -> Dict[str, dict]:
 
 
 def _index(rows: Sequence[BenchmarkRow]) -> Dict[tuple, BenchmarkRow]:
-    """(model, form) -> the eager row."""
-    return {(r.model, r.form): r for r in rows if r.runtime == 'eager'}
+    """(model, form) -> the eager row (a row not measured has no figures to show)."""
+    return {(r.model, r.form): r for r in rows if r.runtime == 'eager' and not r.error}
 
 
 def _fmt(value, spec: str = '.1f') -> str:
