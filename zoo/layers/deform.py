@@ -58,7 +58,8 @@ def deform_conv(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, bia
 
 
 @torch.jit.unused  # a scripted model runs torchvision's op
-def _samples(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, stride, padding, dilation) -> bool:
+def _samples(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, stride: Tuple[int, int],
+             padding: Tuple[int, int], dilation: Tuple[int, int]) -> bool:
     """Whether :func:`_sampled_deform_conv` computes this call: CPU float32 inference in plain eager, outside
     autocast, one group of channels and of offsets, an offset map of the output's size (anything else goes to
     torchvision's op, which computes it or says what is wrong)."""
