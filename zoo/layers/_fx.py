@@ -17,7 +17,8 @@ import torch
 from timm.layers import register_notrace_function, register_notrace_module
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-__all__ = ['clamp_tiny', 'is_fx_tracing', 'is_plain_eager', 'register_notrace_function', 'register_notrace_module']
+__all__ = ['clamp_tiny', 'is_fx_tracing', 'is_onnx_exporting', 'is_plain_eager', 'register_notrace_function',
+           'register_notrace_module']
 
 
 def is_fx_tracing() -> bool:
@@ -36,10 +37,10 @@ def is_plain_eager() -> bool:
     of a fused layer, so the cheap tests come first."""
     return not (is_fx_tracing() or torch.jit.is_scripting() or torch.jit.is_tracing()
                 or torch.compiler.is_compiling() or _get_current_dispatch_mode() is not None
-                or _in_onnx_export())
+                or is_onnx_exporting())
 
 
-def _in_onnx_export() -> bool:
+def is_onnx_exporting() -> bool:
     """``torch.onnx.is_in_onnx_export()``, without its two imports on every call (2 µs, more than all the other
     tests of :func:`is_plain_eager` together): the flags it reads, looked up once."""
     flags = _ONNX_FLAGS

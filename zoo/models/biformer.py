@@ -37,7 +37,7 @@ from timm.models import generate_default_cfgs
 
 from ..layers import (ConvBN, FoldedCopy, FusedLinear, FusedMlp, NormLinear, counting_model_products, on_tokens,
                       pad_to_multiple)
-from ..layers._fx import is_fx_tracing
+from ..layers._fx import is_fx_tracing, is_onnx_exporting
 from ..weights import check_pretrained
 from ._base import StagedBackbone, TokenStage
 from .registry import Family, register_family
@@ -148,7 +148,7 @@ class BiLevelRoutingAttention(nn.Module):
         dense = 'masked' if self.topk * _MASKED_SHARE >= self.n_win * self.n_win else 'gather'
         if is_fx_tracing():  # the graph holds the form chosen when traced, wherever it runs
             return dense
-        if (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or counting_model_products()
+        if (torch.jit.is_tracing() or is_onnx_exporting() or counting_model_products()
                 or q.device.type != 'cpu' or (torch.is_grad_enabled() and q.requires_grad)):
             return 'gather'
         return dense
