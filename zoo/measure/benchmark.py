@@ -262,11 +262,12 @@ def _add_ratios(rows: List[BenchmarkRow]) -> None:
     for row in rows:
         if row.form in _PEER_ROWS:
             # a peer against the zoo model's deploy form; a training step against its train form's
-            ref = deploy.get((row.paired_with, row.runtime)) or first_by_runtime.get((row.paired_with, row.runtime))
+            ref = deploy.get((row.paired_with, row.runtime))
             others = []
             if row.form == 'authors':  # (eager): against the deploy form in eager, and in every other runtime
                 others = [r for (model, _), r in deploy.items() if model == row.paired_with]
-                ref = deploy.get((row.paired_with, row.runtime)) or (others[0] if others else ref)
+                ref = ref or (others[0] if others else None)
+            ref = ref or first_by_runtime.get((row.paired_with, row.runtime))
             if ref is None:
                 continue
             row.latency_ratio = row.latency_ms / ref.latency_ms
