@@ -180,3 +180,90 @@ def test_fused_layers_step_aside_while_onnx_exports(monkeypatch, flag):
         assert torch.onnx.is_in_onnx_export() and not is_plain_eager()
         torch.testing.assert_close(layer(x), _plain(layer, x), atol=1e-5, rtol=1e-5)
     assert calls == [1]
+
+
+def _spy(monkeypatch, name):
+    """Count the calls of one of zoo.patches.onednn's op wrappers."""
+    from zoo.patches import onednn
+    calls = []
+    op = getattr(onednn, name)
+    monkeypatch.setattr(onednn, name, lambda *a: calls.append(1) or op(*a))
+    return calls
+
+
+def test_forward_add_takes_the_shortcut_in_the_kernels_pass_with_the_same_numbers(monkeypatch):
+    """``forward_add(x, other)`` is ``layer(x) + other``: in oneDNN's pass for a layer without activation and a
+    shortcut of the output's shape and layout, the layer then an add for anything else; NaN and inf pass."""
+    from zoo.layers import FusedLinear
+    torch.manual_seed(0)
+    linear_calls, conv_calls = _spy(monkeypatch, 'linear_add'), _spy(monkeypatch, 'conv_add')
+    linear = FusedLinear(12, 20).eval()
+    x, other = torch.randn(2, 5, 12), torch.randn(2, 5, 20)
+    other[0, 1, 3], other[1, 2, 4] = float('nan'), float('inf')
+    want = F.linear(x, linear.weight, linear.bias) + other
+    conv = FusedConv2d(6, 8, 3, stride=2, padding=1).eval()
+    xc = torch.randn(2, 6, 9, 7)
+    want_c = F.conv2d(xc, conv.weight, conv.bias, 2, 1)
+    other_c = torch.randn_like(want_c).contiguous(memory_format=torch.channels_last)
+    other_c[1, 2, 3, 1] = float('nan')
+    with torch.no_grad():
+        torch.testing.assert_close(linear.forward_add(x, other), want, atol=1e-5, rtol=1e-5, equal_nan=True)
+        assert len(linear_calls) == 1
+        got = conv.forward_add(xc, other_c)
+        torch.testing.assert_close(got, want_c + other_c, atol=1e-5, rtol=1e-5, equal_nan=True)
+        assert len(conv_calls) == 1 and got[1, 2, 3, 1].isnan() and got.isnan().sum() == 1
+        # the layer, then an add: a broadcast or strided shortcut, an NCHW one for the conv, an activation
+        for other_ in (other[0, 0], other.transpose(0, 1).contiguous().transpose(0, 1)):
+            torch.testing.assert_close(linear.forward_add(x, other_), F.linear(x, linear.weight, linear.bias) + other_,
+                                       atol=1e-5, rtol=1e-5, equal_nan=True)
+        plain_c = other_c.contiguous()
+        torch.testing.assert_close(conv.forward_add(xc, plain_c), want_c + plain_c, atol=1e-5, rtol=1e-5,
+                                   equal_nan=True)
+        relu = FusedConv2d(6, 8, 3, stride=2, padding=1, act='relu').eval()
+        torch.testing.assert_close(relu.forward_add(xc, other_c), _plain(relu, xc) + other_c, atol=1e-5,
+                                   rtol=1e-5, equal_nan=True)
+        assert len(linear_calls) == 1 and len(conv_calls) == 1
+        seen = []  # a hook on the layer still sees its output
+        linear.register_forward_hook(lambda m, i, o: seen.append(o))
+        linear.forward_add(x, other)
+        assert len(seen) == 1 and len(linear_calls) == 1
+    x.requires_grad_(True)  # autograd: the plain ops
+    (conv.forward_add(xc, other_c.nan_to_num()).sum() + linear.forward_add(x, other.nan_to_num()).sum()).backward()
+    assert x.grad is not None and conv.weight.grad is not None
+
+
+def test_fused_conv_reads_any_layout_and_writes_channels_last():
+    """On oneDNN's path the output is channels-last whatever the input's layout (SHViT's deploy form then
+    reads the NCHW image as it comes); the plain path keeps the input's layout, with the same numbers."""
+    torch.manual_seed(0)
+    layer = FusedConv2d(3, 8, 3, stride=2, padding=1, act='relu').eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert layer.writes_channels_last(x)
+        out = layer(x)
+        assert out.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(out, _plain(layer, x), atol=1e-5, rtol=1e-5)
+        assert not layer.writes_channels_last(x.double())
+    assert not layer.writes_channels_last(x.requires_grad_(True))
+
+
+def test_shvit_deploy_form_reads_the_image_as_it_comes_and_adds_shortcuts_in_the_kernels(monkeypatch):
+    """No channels-last copy of the image before the stem (its first conv reads NCHW), and every residual
+    FFN and attention adds its shortcut in its last Linear's pass; the outputs are the train form's."""
+    torch.manual_seed(0)
+    model = randomize_norms(zoo.create_model('shvit_s1', num_classes=10)).eval()
+    deploy = zoo.reparameterize(model)
+    calls = _spy(monkeypatch, 'linear_add')
+    seen = []
+    deploy.stem[0].register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(deploy(x), model(x), atol=1e-4, rtol=1e-4)
+    assert seen[0] is x  # not a copy
+    blocks = [m for m in deploy.modules() if type(m).__name__ == 'SHViTBlock']
+    residual_ffns = [m for m in deploy.modules() if type(m).__name__ == 'ResidualFFN']
+    attentions = [b for b in blocks if b.has_mixer]
+    assert len(calls) == len(blocks) + len(residual_ffns) + len(attentions) > 0
+    with torch.no_grad():  # off oneDNN's path (a double input) the copy comes back, the numbers stay
+        torch.testing.assert_close(deploy.double()(x.double()), model.double()(x.double()), atol=1e-6, rtol=1e-6)
+    assert seen[-1] is not x and seen[-1].is_contiguous(memory_format=torch.channels_last)

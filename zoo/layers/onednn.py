@@ -183,6 +183,32 @@ class _PackedKernel:
             return out
         return _ACTS[self.act](self._plain(x))
 
+    def forward_add(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        """``self(x) + other`` (a residual branch's last layer and its shortcut). On oneDNN's path, for a layer
+        without activation and an ``other`` of the output's shape, dtype and layout, the sum is taken in the
+        kernel's own pass over the output; anywhere else it is the layer then an add. The same numbers either
+        way (the add follows the bias, as the separate add does; NaN and inf pass through it)."""
+        if torch.jit.is_scripting():
+            return self.forward(x) + other
+        out = self._fused_add(x, other)
+        if out is None:  # the layer as a call of its own (its hooks run; a traced graph keeps it one node)
+            out = self(x) + other
+        return out
+
+    @torch.jit.unused
+    def _fused_add(self, x: torch.Tensor, other: torch.Tensor) -> Optional[torch.Tensor]:
+        if not _use_onednn(x, self.weight) or self.act != 'none' or self._forward_hooks or self._forward_pre_hooks:
+            return None
+        if (self._INPUT_DIMS is not None and x.dim() != self._INPUT_DIMS) or other.dtype != x.dtype \
+                or not other.is_cpu or (torch.is_grad_enabled() and other.requires_grad):
+            return None
+        if not self._takes_other(x, other):
+            return None
+        packed = self._packed_weight(x)
+        if packed is None:
+            return None
+        return self._run_add(x, packed, other)
+
 
 @register_notrace_module  # traced by timm's tracer as one call, which runs the fused kernel when it can
 class FusedLinear(_PackedKernel, nn.Linear):
@@ -220,6 +246,13 @@ class FusedLinear(_PackedKernel, nn.Linear):
     def _run(self, x, packed, act):
         return onednn.linear_pointwise(x, packed, self.bias, act)
 
+    def _takes_other(self, x, other):
+        return (other.dim() == x.dim() and other.shape[-1] == self.out_features and other.shape[:-1] == x.shape[:-1]
+                and other.is_contiguous())
+
+    def _run_add(self, x, packed, other):
+        return onednn.linear_add(x, packed, self.bias, other)
+
 
 class FusedMlp(nn.Module):
     """Deploy form of a two-layer MLP over the last axis: ``fc2(act(fc1(x)))`` with the activation fused
@@ -232,6 +265,10 @@ class FusedMlp(nn.Module):
 
     def forward(self, x):
         return self.fc2(self.fc1(x))
+
+    def forward_add(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        """``self(x) + other``, the add in ``fc2``'s pass (:meth:`FusedLinear.forward_add`)."""
+        return self.fc2.forward_add(self.fc1(x), other)
 
 
 @register_notrace_module  # traced by timm's tracer as one call, which runs the fused kernel when it can
@@ -277,3 +314,21 @@ class FusedConv2d(_PackedKernel, nn.Conv2d):
 
     def _run(self, x, packed, act):
         return onednn.conv_pointwise(x, packed, self.bias, *self._args, act)
+
+    def _takes_other(self, x, other):
+        # the fused path writes channels-last: the shortcut must be laid out so, at the output's size
+        if other.dim() != 4 or not other.is_contiguous(memory_format=torch.channels_last):
+            return False
+        size = [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, p, d, k, s in
+                zip(x.shape[2:], self.padding, self.dilation, self.kernel_size, self.stride)]
+        return list(other.shape) == [x.shape[0], self.out_channels] + size
+
+    def _run_add(self, x, packed, other):
+        return onednn.conv_add(x, packed, self.bias, *self._args, other)
+
+    def writes_channels_last(self, x: torch.Tensor) -> bool:
+        """Whether a call on ``x`` takes oneDNN's path, whose output is channels-last whatever ``x``'s layout
+        (a model's first conv can then read an NCHW image as it comes). A layer whose weight holds a NaN or
+        inf, or a GELU layer given a NaN or inf, takes the plain conv instead, whose output keeps ``x``'s
+        layout: the same numbers in another layout."""
+        return not torch.jit.is_scripting() and _use_onednn(x, self.weight) and x.dim() == 4

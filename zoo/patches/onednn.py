@@ -4,7 +4,8 @@
 ``torch.ops.mkldnn._reorder_linear_weight`` packs a Linear weight into oneDNN's blocked layout once;
 ``torch.ops.mkldnn._linear_pointwise`` runs ``act(x W^T + b)`` on it in one pass;
 ``torch._C._nn.mkldnn_reorder_conv2d_weight`` and ``torch.ops.mkldnn._convolution_pointwise`` do the same
-for a 2-D convolution (the weight packed for one input shape). They are the kernels
+for a 2-D convolution (the weight packed for one input shape). The ``.binary`` overloads of both ops add a
+tensor to the output in the same pass (a residual shortcut). They are the kernels
 PyTorch's own compiler (inductor) emits on CPU, but they are private: their signatures may change in any
 release. The fast path is used only on a torch in :data:`SUPPORTED` whose build has both ops and whose ops
 pass a numeric self-check once; otherwise :func:`available` is False (with a warning that says why, on a
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from . import is_supported, warn_once
 
 __all__ = ['SUPPORTED', 'TESTED', 'available', 'why_unavailable', 'reorder_linear_weight', 'linear_pointwise',
-           'reorder_conv_weight', 'conv_pointwise']
+           'reorder_conv_weight', 'conv_pointwise', 'linear_add', 'conv_add']
 
 SUPPORTED = '>=2.9,<2.10'
 TESTED = '2.9.1'
@@ -43,12 +44,23 @@ def _check() -> Optional[str]:
         got = linear_pointwise(x, reorder_linear_weight(w, 3), b, 'relu')
         if not torch.allclose(got, F.relu(F.linear(x, w, b)), atol=1e-5, rtol=1e-5):
             return 'oneDNN\'s _linear_pointwise gave a different result than F.linear in the self-check'
+        other = torch.randn(3, 4)
+        got = linear_add(x, reorder_linear_weight(w, 3), b, other)
+        if not torch.allclose(got, F.linear(x, w, b) + other, atol=1e-5, rtol=1e-5):
+            return 'oneDNN\'s _linear_pointwise.binary gave a different result than F.linear + add in the self-check'
         x, w = torch.randn(2, 4, 5, 6), torch.randn(4, 2, 3, 3)
         args = ([1, 1], [2, 1], [1, 1], 2)  # padding, stride, dilation, groups
-        got = conv_pointwise(x, reorder_conv_weight(w, x.shape, *args), b, *args, 'gelu')
-        if not torch.allclose(got, F.gelu(F.conv2d(x, w, b, args[1], args[0], args[2], args[3])), atol=1e-5,
-                              rtol=1e-5):
-            return 'oneDNN\'s _convolution_pointwise gave a different result than F.conv2d in the self-check'
+        packed = reorder_conv_weight(w, x.shape, *args)
+        got = conv_pointwise(x, packed, b, *args, 'gelu')
+        want = F.conv2d(x, w, b, args[1], args[0], args[2], args[3])
+        if not (torch.allclose(got, F.gelu(want), atol=1e-5, rtol=1e-5)
+                and got.is_contiguous(memory_format=torch.channels_last)):
+            return ('oneDNN\'s _convolution_pointwise gave a different result than F.conv2d, or not channels-last, '
+                    'in the self-check')
+        other = torch.randn_like(want).contiguous(memory_format=torch.channels_last)
+        if not torch.allclose(conv_add(x, packed, b, *args, other), want + other, atol=1e-5, rtol=1e-5):
+            return ('oneDNN\'s _convolution_pointwise.binary gave a different result than F.conv2d + add in the '
+                    'self-check')
     except (AttributeError, RuntimeError, TypeError) as e:
         return f'oneDNN\'s linear ops failed their self-check: {e}'
     return None
@@ -91,7 +103,20 @@ def reorder_conv_weight(weight: torch.Tensor, input_shape, padding, stride, dila
 
 def conv_pointwise(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tensor], padding, stride, dilation,
                    groups: int, act: str) -> torch.Tensor:
-    """``act(conv2d(x, W) + b)`` with ``W`` as packed by :func:`reorder_conv_weight`; the output in ``x``'s
-    memory format. ``padding``, ``stride`` and ``dilation`` are lists (the op takes no tuples)."""
+    """``act(conv2d(x, W) + b)`` with ``W`` as packed by :func:`reorder_conv_weight`; the output is channels-last
+    whatever ``x``'s layout (the op lays out its output so for any packed weight). ``padding``, ``stride`` and
+    ``dilation`` are lists (the op takes no tuples)."""
     return torch.ops.mkldnn._convolution_pointwise.default(x, packed, bias, padding, stride, dilation, groups, act,
                                                            [], _ALGORITHM[act])
+
+
+def linear_add(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tensor], other: torch.Tensor) -> torch.Tensor:
+    """``x W^T + b + other`` in one pass, ``other`` contiguous and of the output's shape."""
+    return torch.ops.mkldnn._linear_pointwise.binary(x, other, packed, bias, 'add')
+
+
+def conv_add(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tensor], padding, stride, dilation,
+             groups: int, other: torch.Tensor) -> torch.Tensor:
+    """``conv2d(x, W) + b + other`` in one pass, ``other`` channels-last and of the output's shape."""
+    return torch.ops.mkldnn._convolution_pointwise.binary(x, other, packed, bias, padding, stride, dilation, groups,
+                                                          'add', None, None, [], None)
