@@ -17,7 +17,7 @@ from timm.layers import SelectAdaptivePool2d, trunc_normal_
 from timm.models import checkpoint_seq
 from timm.models._features import feature_take_indices
 
-from ..layers import BNLinear, check_input
+from ..layers import BNLinear, FusedConv2d, check_input
 
 __all__ = ['BNLinearHead', 'Stage', 'StagedBackbone', 'TokenStage', 'distillation_head_for', 'levit_unit_key',
            'merge_distillation_head', 'official_staged_key']
@@ -151,9 +151,17 @@ class StagedBackbone(nn.Module):
 
     def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
         x = check_input(x, self.in_chans, self.arch)
-        if self.channels_last:
+        if self.channels_last and (torch.jit.is_scripting() or not self._stem_lays_out(x)):
             x = x.contiguous(memory_format=torch.channels_last)
         return x
+
+    @torch.jit.unused
+    def _stem_lays_out(self, x: torch.Tensor) -> bool:
+        """Whether the stem's first conv reads ``x`` as it is and writes channels-last (a FusedConv2d on oneDNN's
+        path): then no copy of the image to channels-last comes first."""
+        stem = getattr(self, 'stem', None)
+        first = stem[0] if isinstance(stem, nn.Sequential) and len(stem) else stem
+        return isinstance(first, FusedConv2d) and first.writes_channels_last(x)
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None):
         """A new classifier for ``num_classes`` (0: none). ``global_pool=''`` keeps the feature map unpooled,

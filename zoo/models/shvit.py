@@ -56,7 +56,7 @@ class SingleHeadAttention(FoldedCopy, nn.Module):
 
     def forward(self, x):
         if self.fused:
-            return self._forward_tokens(x)
+            return self._forward_tokens(x, False)
         B, _, H, W = x.shape
         x1, x2 = x.split([self.pdim, self.dim - self.pdim], dim=1)
         qkv = self.qkv(self.pre_norm(x1)).flatten(2)
@@ -68,10 +68,16 @@ class SingleHeadAttention(FoldedCopy, nn.Module):
         x1 = x1.squeeze(1).transpose(1, 2).reshape(B, self.pdim, H, W)
         return self.proj(torch.cat([x1, x2], dim=1))
 
-    def _forward_tokens(self, x):
+    def residual(self, x):
+        """``x + self(x)``: the deploy form adds the shortcut in the projection's pass."""
+        if self.fused:
+            return self._forward_tokens(x, True)
+        return x + self.forward(x)
+
+    def _forward_tokens(self, x, residual: bool):
         """Deploy form, on the tokens of the channels-last map ((B, N, C) is a view of it): q, k, v come out
         of one Linear token-major and of equal width, the layout SDPA's fused kernel takes without copies; the
-        projection is a Linear on the concatenated tokens."""
+        projection is a Linear on the concatenated tokens, which adds the tokens themselves if ``residual``."""
         B, _, H, W = x.shape
         tokens = x.permute(0, 2, 3, 1).flatten(1, 2)
         x1 = tokens[..., :self.pdim]
@@ -82,7 +88,8 @@ class SingleHeadAttention(FoldedCopy, nn.Module):
         if self.qk_dim > self.pdim:  # then the value was padded too (to qk_dim)
             x1 = x1[..., :self.pdim]
         x = torch.relu_(torch.cat([x1, tokens[..., self.pdim:]], dim=-1))
-        return self.proj(x).view(B, H, W, self.dim).permute(0, 3, 1, 2)
+        x = self.proj.forward_add(x, tokens) if residual else self.proj(x)
+        return x.view(B, H, W, self.dim).permute(0, 3, 1, 2)
 
     def _fold(self):
         # the norm's per-channel affine map moves into the (BN-folded) 1x1 qkv conv; the standardization stays
@@ -114,6 +121,13 @@ class FFN(FoldedCopy, ConvBNFFN):
             return self.mlp(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         return self.pw2(self.act(self.pw1(x)))  # ConvBNFFN's forward (TorchScript has no super())
 
+    def residual(self, x):
+        """``x + self(x)``: the deploy form adds the shortcut in the second Linear's pass."""
+        if self.fused:
+            x = x.permute(0, 2, 3, 1)
+            return self.mlp.forward_add(x, x).permute(0, 3, 1, 2)
+        return x + self._branch(x)
+
     def _fold(self):
         self.mlp = FusedMlp(self.pw1.fuse(), self.pw2.fuse(), 'relu')
         del self.pw1, self.act, self.pw2
@@ -121,7 +135,7 @@ class FFN(FoldedCopy, ConvBNFFN):
 
 class ResidualFFN(FFN):
     def forward(self, x):
-        return x + self._branch(x)
+        return self.residual(x)
 
 
 class PatchMerging(FoldedCopy, nn.Module):
@@ -156,6 +170,7 @@ class PatchMerging(FoldedCopy, nn.Module):
 
 class SHViTBlock(nn.Module):
     """Residual depthwise Conv–BN, then (later stages) residual single-head attention, then residual FFN."""
+    __constants__ = ['has_mixer']  # TorchScript compiles no mixer call for a block without one
 
     def __init__(self, dim: int, qk_dim: int, pdim: int, attention: bool, drop_path: float = 0.0):
         super().__init__()
@@ -167,9 +182,14 @@ class SHViTBlock(nn.Module):
 
     def forward(self, x):
         x = self.conv(x)
+        if self.training:  # stochastic depth on the branches
+            if self.has_mixer:
+                x = x + self.drop_path(self.mixer(x))
+            return x + self.drop_path(self.ffn(x))
+        # the same sums; a deploy form takes each in its branch's last pass
         if self.has_mixer:
-            x = x + self.drop_path(self.mixer(x))
-        return x + self.drop_path(self.ffn(x))
+            x = self.mixer.residual(x)
+        return self.ffn.residual(x)
 
 
 def _downsample(in_dim: int, dim: int) -> nn.Sequential:
