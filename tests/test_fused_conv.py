@@ -219,6 +219,9 @@ def test_forward_add_takes_the_shortcut_in_the_kernels_pass_with_the_same_number
         plain_c = other_c.contiguous()
         torch.testing.assert_close(conv.forward_add(xc, plain_c), want_c + plain_c, atol=1e-5, rtol=1e-5,
                                    equal_nan=True)
+        one = FusedConv2d(6, 8, 1).eval()  # a 1x1 map: NCHW strides, which PyTorch calls channels-last too
+        x1, other1 = torch.randn(2, 6, 1, 1), torch.randn(2, 8, 1, 1)
+        torch.testing.assert_close(one.forward_add(x1, other1), one(x1) + other1)
         relu = FusedConv2d(6, 8, 3, stride=2, padding=1, act='relu').eval()
         torch.testing.assert_close(relu.forward_add(xc, other_c), _plain(relu, xc) + other_c, atol=1e-5,
                                    rtol=1e-5, equal_nan=True)

@@ -11,7 +11,7 @@ from timm.layers import trunc_normal_
 
 from .fold import fold_affine_into_next, fold_bn, fold_bn_into_prev, norm_affine
 
-__all__ = ['ConvBN', 'ConvBNFFN', 'ResidualConvBN', 'BNLinear', 'DILATED_BRANCHES', 'DilatedReparamBlock', 'NormConv', 'NormLinear', 'RepVGGDW', 'dilate_kernel']
+__all__ = ['ConvBN', 'ConvBNFFN', 'ConvFFN', 'ResidualConvBN', 'BNLinear', 'DILATED_BRANCHES', 'DilatedReparamBlock', 'NormConv', 'NormLinear', 'RepVGGDW', 'dilate_kernel']
 
 
 class ConvBN(nn.Sequential):
@@ -59,6 +59,30 @@ class ConvBNFFN(nn.Module):
 
     def forward(self, x):
         return self.pw2(self.act(self.pw1(x)))
+
+    def residual(self, x):
+        """``x + self(x)``, the FFN as a residual branch (its deploy form adds ``x`` in its last conv's pass)."""
+        return x + self.forward(x)
+
+    @torch.no_grad()
+    def fuse(self) -> 'ConvFFN':
+        return ConvFFN(self.pw1.fuse(), self.pw2.fuse())
+
+
+class ConvFFN(nn.Sequential):
+    """Deploy form of :class:`ConvBNFFN`: 1x1 conv, ReLU, 1x1 conv, the BNs folded (the parameter names stay
+    ``pw1.*``, ``pw2.*``). Where the convs are packed (``FusedConv2d``, which takes the ReLU into the first),
+    :meth:`residual` adds the shortcut in the second conv's pass."""
+
+    def __init__(self, pw1: nn.Conv2d, pw2: nn.Conv2d):
+        super().__init__()
+        self.pw1, self.act, self.pw2 = pw1, nn.ReLU(), pw2
+
+    def residual(self, x):
+        y = self.act(self.pw1(x))
+        if hasattr(self.pw2, 'forward_add'):
+            return self.pw2.forward_add(y, x)
+        return x + self.pw2(y)
 
 
 class NormConv(nn.Sequential):

@@ -316,12 +316,12 @@ class FusedConv2d(_PackedKernel, nn.Conv2d):
         return onednn.conv_pointwise(x, packed, self.bias, *self._args, act)
 
     def _takes_other(self, x, other):
-        # the fused path writes channels-last: the shortcut must be laid out so, at the output's size
-        if other.dim() != 4 or not other.is_contiguous(memory_format=torch.channels_last):
-            return False
-        size = [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, p, d, k, s in
+        # the fused path writes channels-last: the shortcut must be laid out so, at the output's size, with the
+        # strides spelled out (oneDNN refuses a 1x1 map's NCHW strides, which PyTorch also calls channels-last)
+        h, w = [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, p, d, k, s in
                 zip(x.shape[2:], self.padding, self.dilation, self.kernel_size, self.stride)]
-        return list(other.shape) == [x.shape[0], self.out_channels] + size
+        c = self.out_channels
+        return tuple(other.shape) == (x.shape[0], c, h, w) and other.stride() == (c * h * w, 1, w * c, c)
 
     def _run_add(self, x, packed, other):
         return onednn.conv_add(x, packed, self.bias, *self._args, other)

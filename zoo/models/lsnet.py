@@ -254,7 +254,9 @@ class LSNetBlock(nn.Module):
         else:
             x = x + self.drop_path(self.mixer(x))
         x = self.se(x)
-        return x + self.drop_path(self.ffn(x))
+        if self.training:  # stochastic depth on the branch
+            return x + self.drop_path(self.ffn(x))
+        return self.ffn.residual(x)  # the same sum; the deploy form takes it in the FFN's last pass
 
 
 def _lsnet_stage(in_dim, dim, depth, key_dim, num_heads, attn_ratio, resolution, stage_idx,
