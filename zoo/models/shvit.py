@@ -14,7 +14,8 @@ Deploy form: every Conv–BN folds into a conv, each residual depthwise Conv–B
 identity, the group norm's affine map into the qkv conv, the head into one Linear. It runs on channels-last
 maps, where every 1x1 conv (FFN, attention qkv and projection, patch merging, squeeze-excite) is a Linear on
 the channels, run by oneDNN with its ReLU fused and its weight packed once (``FusedLinear``); only the
-depthwise and stem convs stay convs. On this CPU that is 1.1-1.3x timm's fused ``shvit_*`` at batch 1 and
+depthwise and stem convs stay convs. Each residual FFN and attention adds its shortcut in its last Linear's
+pass (``forward_add``), and the first conv reads the NCHW image as it comes. On this CPU that is 1.1-1.3x timm's fused ``shvit_*`` at batch 1 and
 16 (docs/shvit.md). The attention works on the (B, N, C) token view: q, k, v come from one Linear with the
 query and key zero-padded to the value width, since equal widths in token-major layout are what SDPA's fused
 CPU kernel takes (unequal widths fall back to its slower reference path); the padding adds nothing to q.k.
