@@ -15,11 +15,11 @@ identity, the group norm's affine map into the qkv conv, the head into one Linea
 maps, where every 1x1 conv (FFN, attention qkv and projection, patch merging, squeeze-excite) is a Linear on
 the channels, run by oneDNN with its ReLU fused and its weight packed once (``FusedLinear``); only the
 depthwise and stem convs stay convs. Each residual FFN and attention adds its shortcut in its last Linear's
-pass (``forward_add``), and the first conv reads the NCHW image as it comes. On this CPU that is 1.1-1.3x timm's fused ``shvit_*`` at batch 1 and
-16 (docs/shvit.md). The attention works on the (B, N, C) token view: q, k, v come from one Linear with the
-query and key zero-padded to the value width, since equal widths in token-major layout are what SDPA's fused
-CPU kernel takes (unequal widths fall back to its slower reference path); the padding adds nothing to q.k.
-The train form keeps the official NCHW layout.
+pass (``forward_add``), and the first conv reads the NCHW image as it comes. On this CPU that is 1.1-1.3x
+timm's fused ``shvit_*`` at batch 1 and 16 (docs/shvit.md). The attention works on the (B, N, C) token
+view: q, k, v come from one Linear with the query and key zero-padded to the value width, since equal widths
+in token-major layout are what SDPA's fused CPU kernel takes (unequal widths fall back to its slower
+reference path); the padding adds nothing to q.k. The train form keeps the official NCHW layout.
 
 The attention runs through ``scaled_dot_product_attention`` with one head; parameter names follow timm's
 ``shvit`` (which loads here, as do the authors' files). Stochastic depth, absent from the official blocks, is

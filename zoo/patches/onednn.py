@@ -110,7 +110,8 @@ def conv_pointwise(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.T
                                                            [], _ALGORITHM[act])
 
 
-def linear_add(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tensor], other: torch.Tensor) -> torch.Tensor:
+def linear_add(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tensor],
+               other: torch.Tensor) -> torch.Tensor:
     """``x W^T + b + other`` in one pass, ``other`` contiguous and of the output's shape."""
     return torch.ops.mkldnn._linear_pointwise.binary(x, other, packed, bias, 'add')
 
