@@ -270,3 +270,25 @@ def test_shvit_deploy_form_reads_the_image_as_it_comes_and_adds_shortcuts_in_the
     with torch.no_grad():  # off oneDNN's path (a double input) the copy comes back, the numbers stay
         torch.testing.assert_close(deploy.double()(x.double()), model.double()(x.double()), atol=1e-6, rtol=1e-6)
     assert seen[-1] is not x and seen[-1].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_parametrized_weight_takes_the_plain_ops():
+    """The fused layers read their weight from ``_parameters``; a parametrization computes it elsewhere, and the
+    layer then runs the plain ops on the computed weight (no stale packed copy)."""
+    from torch.nn.utils import parametrize
+
+    class Double(nn.Module):
+        def forward(self, w):
+            return 2 * w
+
+    torch.manual_seed(0)
+    conv = FusedConv2d(4, 6, 3, padding=1).eval()
+    x = torch.randn(2, 4, 5, 5)
+    with torch.no_grad():
+        conv(x)  # packed once for the plain weight
+        parametrize.register_parametrization(conv, 'weight', Double())
+        torch.testing.assert_close(conv(x), F.conv2d(x, 2 * conv.parametrizations.weight.original, conv.bias,
+                                                     padding=1), atol=1e-5, rtol=1e-5)
+        other = torch.randn(2, 6, 5, 5).contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(conv.forward_add(x, other), conv(x) + other)
+        assert not conv.writes_channels_last(x)

@@ -106,8 +106,9 @@ class _PackedKernel:
     """What FusedLinear and FusedConv2d share: the activation, oneDNN's packed weight as a cache that follows
     every edit of the weight and bias (never packed while either holds a NaN or inf), and the rules that keep
     the fused kernel from ever giving another number than the plain ops. A layer supplies ``_plain(x)`` (its
-    op without the activation), ``_pack(weight, x)``, ``_run(x, packed, act)`` and ``_pack_key(x)`` (the
-    packed weights kept apart, up to ``_MAX_SHAPES``)."""
+    op without the activation), ``_pack(weight, x)``, ``_run(x, packed, bias, act)``, ``_pack_key(x)`` (the
+    packed weights kept apart, up to ``_MAX_SHAPES``), and for :meth:`forward_add` ``_takes_other(x, other)``
+    and ``_run_add(x, packed, bias, other)``."""
     # oneDNN's packed weight and its op's arguments: eager only, not part of a scripted model
     __jit_ignored_attributes__ = ['_packed', '_args']
     _MAX_SHAPES = 1
@@ -132,11 +133,20 @@ class _PackedKernel:
         state['_packed'] = None  # oneDNN's packed tensor is opaque: rebuilt on first use
         return state
 
-    def _packed_weight(self, x: torch.Tensor) -> Optional[torch.Tensor]:
-        """The weight packed for oneDNN, rebuilt after any change of the weight or bias; None while either
-        holds a NaN or inf (the plain ops then keep them in the output). Runs on every call: the common case,
-        nothing changed and the shape seen before, is a key comparison and a dict lookup."""
-        w, b = self.weight, self.bias
+    def _weight_and_bias(self):
+        """The weight and bias Parameters, read from ``_parameters`` (``nn.Module.__getattr__`` costs 0.7 µs a
+        read, on every call of every fused layer); None for the weight where it is not a registered Parameter
+        (a parametrization or an old-style weight norm computes it): the plain ops then run."""
+        params = self._parameters
+        w = params.get('weight')
+        if w is None or 'bias' not in params:
+            return None, None
+        return w, params['bias']
+
+    def _packed_weight(self, x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """``w`` (the weight) packed for oneDNN, rebuilt after any change of it or of ``b`` (the bias); None
+        while either holds a NaN or inf (the plain ops then keep them in the output). Runs on every call: the
+        common case, nothing changed and the shape seen before, is a key comparison and a dict lookup."""
         # the objects too: a Parameter assigned over the same storage (load_state_dict(assign=True)) is tracked
         key = (id(w), w.data_ptr(), w._version) if b is None else \
             (id(w), w.data_ptr(), w._version, id(b), b.data_ptr(), b._version)
@@ -160,7 +170,8 @@ class _PackedKernel:
     @torch.jit.unused
     def _fused(self, x: torch.Tensor) -> Optional[torch.Tensor]:
         """``act(op(x))`` on oneDNN's kernel, or None where the plain ops must compute it."""
-        if (self._INPUT_DIMS is not None and x.dim() != self._INPUT_DIMS) or not _use_onednn(x, self.weight):
+        w, b = self._weight_and_bias()
+        if w is None or (self._INPUT_DIMS is not None and x.dim() != self._INPUT_DIMS) or not _use_onednn(x, w):
             return None
         # oneDNN's fused ReLU maps NaN to 0: the op (which keeps NaN and inf as the plain op does) runs alone and
         # the ReLU follows in place. Its fused GELU keeps NaN, but an input with a NaN or inf takes the plain ops
@@ -168,12 +179,12 @@ class _PackedKernel:
         unchecked = _UNCHECKED.get()
         if not (unchecked or self.act != 'gelu' or math.isfinite(x.sum().item())):
             return None
-        packed = self._packed_weight(x)
+        packed = self._packed_weight(x, w, b)
         if packed is None:
             return None
         if self.act == 'relu' and not unchecked:
-            return self._run(x, packed, 'none').relu_()
-        return self._run(x, packed, self.act)
+            return self._run(x, packed, b, 'none').relu_()
+        return self._run(x, packed, b, self.act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_scripting():  # the plain ops: oneDNN's private ops and packed weights stay in eager
@@ -197,17 +208,18 @@ class _PackedKernel:
 
     @torch.jit.unused
     def _fused_add(self, x: torch.Tensor, other: torch.Tensor) -> Optional[torch.Tensor]:
-        if not _use_onednn(x, self.weight) or self.act != 'none' or self._forward_hooks or self._forward_pre_hooks:
+        w, b = self._weight_and_bias()
+        if w is None or not _use_onednn(x, w) or self.act != 'none' or self._forward_hooks or self._forward_pre_hooks:
             return None
         if (self._INPUT_DIMS is not None and x.dim() != self._INPUT_DIMS) or other.dtype != x.dtype \
                 or not other.is_cpu or (torch.is_grad_enabled() and other.requires_grad):
             return None
         if not self._takes_other(x, other):
             return None
-        packed = self._packed_weight(x)
+        packed = self._packed_weight(x, w, b)
         if packed is None:
             return None
-        return self._run_add(x, packed, other)
+        return self._run_add(x, packed, b, other)
 
 
 @register_notrace_module  # traced by timm's tracer as one call, which runs the fused kernel when it can
@@ -243,15 +255,15 @@ class FusedLinear(_PackedKernel, nn.Linear):
     def _pack(self, weight, x):
         return onednn.reorder_linear_weight(weight, x.numel() // x.shape[-1])
 
-    def _run(self, x, packed, act):
-        return onednn.linear_pointwise(x, packed, self.bias, act)
+    def _run(self, x, packed, bias, act):
+        return onednn.linear_pointwise(x, packed, bias, act)
 
     def _takes_other(self, x, other):
         return (other.dim() == x.dim() and other.shape[-1] == self.out_features and other.shape[:-1] == x.shape[:-1]
                 and other.is_contiguous())
 
-    def _run_add(self, x, packed, other):
-        return onednn.linear_add(x, packed, self.bias, other)
+    def _run_add(self, x, packed, bias, other):
+        return onednn.linear_add(x, packed, bias, other)
 
 
 class FusedMlp(nn.Module):
@@ -312,8 +324,8 @@ class FusedConv2d(_PackedKernel, nn.Conv2d):
         self._args = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
         return onednn.reorder_conv_weight(weight, x.shape, *self._args)
 
-    def _run(self, x, packed, act):
-        return onednn.conv_pointwise(x, packed, self.bias, *self._args, act)
+    def _run(self, x, packed, bias, act):
+        return onednn.conv_pointwise(x, packed, bias, *self._args, act)
 
     def _takes_other(self, x, other):
         # the fused path writes channels-last: the shortcut must be laid out so, at the output's size, with the
@@ -323,12 +335,15 @@ class FusedConv2d(_PackedKernel, nn.Conv2d):
         c = self.out_channels
         return tuple(other.shape) == (x.shape[0], c, h, w) and other.stride() == (c * h * w, 1, w * c, c)
 
-    def _run_add(self, x, packed, other):
-        return onednn.conv_add(x, packed, self.bias, *self._args, other)
+    def _run_add(self, x, packed, bias, other):
+        return onednn.conv_add(x, packed, bias, *self._args, other)
 
     def writes_channels_last(self, x: torch.Tensor) -> bool:
         """Whether a call on ``x`` takes oneDNN's path, whose output is channels-last whatever ``x``'s layout
         (a model's first conv can then read an NCHW image as it comes). A layer whose weight holds a NaN or
         inf, or a GELU layer given a NaN or inf, takes the plain conv instead, whose output keeps ``x``'s
         layout: the same numbers in another layout."""
-        return not torch.jit.is_scripting() and _use_onednn(x, self.weight) and x.dim() == 4
+        if torch.jit.is_scripting():
+            return False
+        w = self._weight_and_bias()[0]
+        return w is not None and _use_onednn(x, w) and x.dim() == 4
