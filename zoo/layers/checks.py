@@ -1,8 +1,17 @@
+from typing import List, Sequence
+
 import torch
 
 from ._fx import register_notrace_function
 
-__all__ = ['check_input']
+__all__ = ['check_input', 'conv_output_size']
+
+
+def conv_output_size(size: Sequence[int], kernel_size: Sequence[int], stride: Sequence[int], padding: Sequence[int],
+                     dilation: Sequence[int]) -> List[int]:
+    """The spatial size of a zero-padded convolution's output, per dimension (PyTorch's formula)."""
+    return [(n + 2 * p - d * (k - 1) - 1) // s + 1
+            for n, k, s, p, d in zip(size, kernel_size, stride, padding, dilation)]
 
 
 @register_notrace_function  # a traced graph checks the input it runs on

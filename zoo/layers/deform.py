@@ -29,6 +29,7 @@ from torchvision.ops import deform_conv2d  # timm imports torchvision already
 
 from ._fx import is_plain_eager, register_notrace_function
 from .attention import pad_to_multiple
+from .checks import conv_output_size
 
 __all__ = ['DeformConv2dPack', 'deform_conv']
 
@@ -73,8 +74,7 @@ def _samples(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, stride
         return False
     if weight.shape[1] != x.shape[1] or offset.shape[1] != 2 * weight.shape[2] * weight.shape[3]:
         return False
-    size = [(x.shape[2 + i] + 2 * padding[i] - dilation[i] * (weight.shape[2 + i] - 1) - 1) // stride[i] + 1
-            for i in range(2)]
+    size = conv_output_size(x.shape[2:], weight.shape[2:], stride, padding, dilation)
     return offset.dim() == 4 and offset.shape[0] == x.shape[0] and list(offset.shape[2:]) == size
 
 

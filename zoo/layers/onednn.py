@@ -35,6 +35,7 @@ from torch.nn.utils import skip_init
 
 from ..patches import onednn
 from ._fx import is_fx_tracing, is_plain_eager, register_notrace_module
+from .checks import conv_output_size
 
 __all__ = ['FusedConv2d', 'FusedLinear', 'FusedMlp', 'TrackedParameter', 'onednn_available', 'unchecked_activations']
 
@@ -133,14 +134,17 @@ class _PackedKernel:
         state['_packed'] = None  # oneDNN's packed tensor is opaque: rebuilt on first use
         return state
 
-    def _weight_and_bias(self):
-        """The weight and bias Parameters, read from ``_parameters`` (``nn.Module.__getattr__`` costs 0.7 µs a
-        read, on every call of every fused layer); None for the weight where it is not a registered Parameter
-        (a parametrization or an old-style weight norm computes it): the plain ops then run."""
+    def _onednn_params(self, x: torch.Tensor):
+        """``(weight, bias)`` where a call on ``x`` may take oneDNN's path (:func:`_use_onednn`, the input rank the
+        kernel takes), else None. They are read from ``_parameters`` (``nn.Module.__getattr__`` costs 0.7 µs a
+        read, on every call of every fused layer); a weight that is not a registered Parameter (a
+        parametrization or an old-style weight norm computes it) gives None: the plain ops then run."""
         params = self._parameters
         w = params.get('weight')
-        if w is None or 'bias' not in params:
-            return None, None
+        if w is None or 'bias' not in params or not _use_onednn(x, w):
+            return None
+        if self._INPUT_DIMS is not None and x.dim() != self._INPUT_DIMS:
+            return None
         return w, params['bias']
 
     def _packed_weight(self, x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
@@ -170,9 +174,10 @@ class _PackedKernel:
     @torch.jit.unused
     def _fused(self, x: torch.Tensor) -> Optional[torch.Tensor]:
         """``act(op(x))`` on oneDNN's kernel, or None where the plain ops must compute it."""
-        w, b = self._weight_and_bias()
-        if w is None or (self._INPUT_DIMS is not None and x.dim() != self._INPUT_DIMS) or not _use_onednn(x, w):
+        params = self._onednn_params(x)
+        if params is None:
             return None
+        w, b = params
         # oneDNN's fused ReLU maps NaN to 0: the op (which keeps NaN and inf as the plain op does) runs alone and
         # the ReLU follows in place. Its fused GELU keeps NaN, but an input with a NaN or inf takes the plain ops
         # all the same, so that no kernel's handling of NaN can turn a broken input into a number.
@@ -208,14 +213,14 @@ class _PackedKernel:
 
     @torch.jit.unused
     def _fused_add(self, x: torch.Tensor, other: torch.Tensor) -> Optional[torch.Tensor]:
-        w, b = self._weight_and_bias()
-        if w is None or not _use_onednn(x, w) or self.act != 'none' or self._forward_hooks or self._forward_pre_hooks:
+        params = self._onednn_params(x)
+        if params is None or self.act != 'none' or self._forward_hooks or self._forward_pre_hooks:
             return None
-        if (self._INPUT_DIMS is not None and x.dim() != self._INPUT_DIMS) or other.dtype != x.dtype \
-                or not other.is_cpu or (torch.is_grad_enabled() and other.requires_grad):
+        if other.dtype != x.dtype or not other.is_cpu or (torch.is_grad_enabled() and other.requires_grad):
             return None
         if not self._takes_other(x, other):
             return None
+        w, b = params
         packed = self._packed_weight(x, w, b)
         if packed is None:
             return None
@@ -330,8 +335,7 @@ class FusedConv2d(_PackedKernel, nn.Conv2d):
     def _takes_other(self, x, other):
         # the fused path writes channels-last: the shortcut must be laid out so, at the output's size, with the
         # strides spelled out (oneDNN refuses a 1x1 map's NCHW strides, which PyTorch also calls channels-last)
-        h, w = [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, p, d, k, s in
-                zip(x.shape[2:], self.padding, self.dilation, self.kernel_size, self.stride)]
+        h, w = conv_output_size(x.shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
         c = self.out_channels
         return tuple(other.shape) == (x.shape[0], c, h, w) and other.stride() == (c * h * w, 1, w * c, c)
 
@@ -343,7 +347,4 @@ class FusedConv2d(_PackedKernel, nn.Conv2d):
         (a model's first conv can then read an NCHW image as it comes). A layer whose weight holds a NaN or
         inf, or a GELU layer given a NaN or inf, takes the plain conv instead, whose output keeps ``x``'s
         layout: the same numbers in another layout."""
-        if torch.jit.is_scripting():
-            return False
-        w = self._weight_and_bias()[0]
-        return w is not None and _use_onednn(x, w) and x.dim() == 4
+        return not torch.jit.is_scripting() and self._onednn_params(x) is not None
