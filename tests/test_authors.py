@@ -130,6 +130,34 @@ def test_benchmark_pairs_the_authors_row_with_the_zoo_deploy_form(tmp_path):
         benchmark(['convnext_atto'], authors={'convnext': checkout})
 
 
+def test_compiled_zoo_forms_are_set_against_the_authors_code_compiled_too(tmp_path, monkeypatch):
+    """Where the zoo forms are compiled, the authors' code is compiled as well and each of its rows is paired
+    with the deploy form in the same runtime; its eager row names the other runtimes only. (The compiler is
+    stubbed: what is checked is who goes into it and how the rows pair.)"""
+    bench = sys.modules[benchmark.__module__]  # the module (zoo.measure's name 'benchmark' is its function)
+    checkout = _fake_checkout(tmp_path / 'SHViT')
+    compiled, real = [], bench.in_runtime
+
+    def in_runtime(model, runtime, *args, **kwargs):
+        if runtime != 'compiled':
+            return real(model, runtime, *args, **kwargs)
+        compiled.append(type(model).__module__)
+        return model
+
+    monkeypatch.setattr(bench, 'in_runtime', in_runtime)
+    rows = benchmark(['shvit_s1'], forms=['deploy'], runtimes=['eager', 'compiled', 'bf16'],
+                     authors={'shvit': checkout}, img_size=64, batch_size=2, threads=1, warmup=1, repeats=2,
+                     memory=False)
+    assert [(r.form, r.runtime) for r in rows] == [('deploy', 'eager'), ('deploy', 'compiled'), ('deploy', 'bf16'),
+                                                   ('authors', 'eager'), ('authors', 'compiled')]
+    assert compiled == ['zoo.models.shvit', 'timm.models.shvit']  # the fake checkout builds timm's model
+    eager, zoo_compiled, bf16, theirs, theirs_compiled = rows
+    assert theirs_compiled.latency_ratio == theirs_compiled.latency_ms / zoo_compiled.latency_ms
+    assert theirs_compiled.reference.startswith('shvit_s1 [deploy, compiled] vs this')
+    assert theirs.latency_ratio == theirs.latency_ms / eager.latency_ms
+    assert '[deploy, bf16]' in theirs.reference and '[deploy, compiled]' not in theirs.reference
+
+
 def test_cli_authors_takes_family_equals_checkout(capsys):
     import benchmark as cli  # tools/benchmark.py
     assert cli.parse_args(['shvit_s1', '--authors', 'shvit=../SHViT']).authors == {'shvit': '../SHViT'}

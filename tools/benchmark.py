@@ -59,8 +59,8 @@ def parse_args(argv=None):
                         'zoo and timm peers taking turns')
     p.add_argument('--authors', nargs='+', default=[], metavar='FAMILY=CHECKOUT',
                    help="also measure the authors' own model code, from a checkout of their repository, in their "
-                        'deploy form on the same weights (form authors, in eager whatever --runtimes; its row '
-                        'gives its ratio to each zoo deploy form); families: '
+                        'deploy form on the same weights (form authors: in eager, and compiled too where '
+                        '--runtimes has compiled; each row against the zoo deploy form in its runtime); families: '
                         + ', '.join(f'{family} ({code.repo})' for family, code in AUTHORS.items()))
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--warmup', type=int, default=3)

@@ -61,6 +61,8 @@ class BenchmarkRow:
 _DTYPE_NAMES = {None: 'fp32', torch.float16: 'fp16', torch.bfloat16: 'bf16'}
 # rows a zoo model's deploy form is compared with
 _PEER_ROWS = PEER_FORMS + ('authors',)
+# the runtimes the authors' code is measured in: eager always, compiled when the zoo forms are
+_AUTHORS_RUNTIMES = ('eager', 'compiled')
 
 
 def benchmark(
@@ -97,7 +99,9 @@ def benchmark(
     scaler for fp16; zoo models in the train form, peers as timm builds them for training), the models of a
     group taking turns. ``authors`` (family name -> a checkout of the authors' repository: ``AUTHORS``) adds,
     for each model of those families, the authors' own code in their deploy form (form ``'authors'``) on the
-    same weights as the zoo model's forms, with the difference of their outputs (``max_abs_error``)."""
+    same weights as the zoo model's forms, with the difference of their outputs (``max_abs_error``): in eager,
+    and under torch.compile too where ``runtimes`` has ``'compiled'``, each row against the zoo deploy form in
+    its own runtime."""
     authors = dict(authors or {})
     unwired = sorted(set(authors) - set(AUTHORS))
     if unwired:
@@ -122,9 +126,11 @@ def benchmark(
     for name in models:
         jobs = [(name, form, runtime, name) for form in forms for runtime in runtimes]
         if family_of(name).name in authors:
-            # the authors' code as they run it, in eager PyTorch, whatever runtimes the zoo forms take (their
-            # model is not made to compile or export); its row compares it with each zoo deploy form
-            jobs.append((name, 'authors', 'eager', name))
+            # the authors' code as they run it, in eager PyTorch, and under torch.compile where the zoo forms are
+            # compiled too (the same compiler on both: a compiled zoo form is never set against their eager
+            # code alone); not in an exporter's runtime, which their code is not made for
+            jobs += [(name, 'authors', runtime, name) for runtime in _AUTHORS_RUNTIMES
+                     if runtime == 'eager' or runtime in runtimes]
         peer = timm_equivalent(name) if timm_peers else None
         if peer:
             jobs += [(peer, form, runtime, name) for form in peer_forms for runtime in runtimes]
@@ -253,6 +259,7 @@ def _train_step_rows(jobs, xb: torch.Tensor, amp: Optional[torch.dtype], layout,
 def _add_ratios(rows: List[BenchmarkRow]) -> None:
     first, deploy, first_by_runtime = {}, {}, {}
     rows = [row for row in rows if not row.error]  # a row not measured is no one's reference and has no ratio
+    authors_rows = {(row.paired_with, row.runtime) for row in rows if row.form == 'authors'}
     for row in rows:
         if row.form not in _PEER_ROWS:
             first.setdefault(row.model, row)
@@ -264,8 +271,10 @@ def _add_ratios(rows: List[BenchmarkRow]) -> None:
             # a peer against the zoo model's deploy form; a training step against its train form's
             ref = deploy.get((row.paired_with, row.runtime))
             others = []
-            if row.form == 'authors':  # (eager): against the deploy form in eager, and in every other runtime
-                others = [r for (model, _), r in deploy.items() if model == row.paired_with]
+            if row.form == 'authors' and row.runtime == 'eager':
+                # also against the deploy form in each runtime where the authors' code has no row of its own
+                others = [r for (model, runtime), r in deploy.items()
+                          if model == row.paired_with and (model, runtime) not in authors_rows]
                 ref = ref or (others[0] if others else None)
             ref = ref or first_by_runtime.get((row.paired_with, row.runtime))
             if ref is None:
