@@ -13,6 +13,8 @@ from zoo.layers import ska_triton
 from zoo.models.lsnet import ska_reference, small_kernel_aggregation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# one worker runs this file: the interpreter's run (the module fixture below, ~15 s) then happens once
+pytestmark = pytest.mark.xdist_group('ska_interpreter')
 
 
 @pytest.fixture(scope='module')
