@@ -250,6 +250,30 @@ def test_fused_conv_reads_any_layout_and_writes_channels_last():
     assert not layer.writes_channels_last(x.requires_grad_(True))
 
 
+@pytest.mark.parametrize('act', ['none', 'relu', 'gelu'])
+def test_a_one_pixel_map_takes_a_matrix_vector_product(monkeypatch, act):
+    """A 1x1 conv on a pooled (B, C, 1, 1) map (squeeze-excite) is computed as F.linear, not by oneDNN's conv:
+    the plain conv's numbers, NaN kept; a padded or grouped 1x1 conv and a larger map take oneDNN's conv."""
+    from zoo.layers import onednn_available
+    assert onednn_available()  # its one-time self-check runs oneDNN's conv before the count starts
+    torch.manual_seed(0)
+    calls = _spy(monkeypatch, 'conv_pointwise')
+    layer = FusedConv2d(16, 8, 1, act=act).eval()
+    x = torch.randn(3, 16, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), _plain(layer, x), atol=1e-5, rtol=1e-5)
+        assert not calls
+        nan = x.clone()
+        nan[1, 4] = float('nan')
+        got = layer(nan)
+        torch.testing.assert_close(got, _plain(layer, nan), atol=1e-5, rtol=1e-5, equal_nan=True)
+        assert got.shape == (3, 8, 1, 1) and got[1].isnan().all() and not got[[0, 2]].isnan().any()
+        for other, y in ((FusedConv2d(16, 8, 1, padding=1, act=act), x), (FusedConv2d(16, 8, 1, groups=2, act=act), x),
+                         (layer, torch.randn(3, 16, 2, 1))):
+            torch.testing.assert_close(other.eval()(y), _plain(other, y), atol=1e-5, rtol=1e-5, equal_nan=True)
+    assert len(calls) == 3
+
+
 def test_shvit_deploy_form_reads_the_image_as_it_comes_and_adds_shortcuts_in_the_kernels(monkeypatch):
     """No channels-last copy of the image before the stem (its first conv reads NCHW), and every residual
     FFN and attention adds its shortcut in its last Linear's pass; the outputs are the train form's."""
