@@ -61,8 +61,6 @@ class BenchmarkRow:
 _DTYPE_NAMES = {None: 'fp32', torch.float16: 'fp16', torch.bfloat16: 'bf16'}
 # rows a zoo model's deploy form is compared with
 _PEER_ROWS = PEER_FORMS + ('authors',)
-# the runtimes the authors' code is measured in: eager always, compiled when the zoo forms are
-_AUTHORS_RUNTIMES = ('eager', 'compiled')
 
 
 def benchmark(
@@ -129,8 +127,9 @@ def benchmark(
             # the authors' code as they run it, in eager PyTorch, and under torch.compile where the zoo forms are
             # compiled too (the same compiler on both: a compiled zoo form is never set against their eager
             # code alone); not in an exporter's runtime, which their code is not made for
-            jobs += [(name, 'authors', runtime, name) for runtime in _AUTHORS_RUNTIMES
-                     if runtime == 'eager' or runtime in runtimes]
+            jobs.append((name, 'authors', 'eager', name))
+            if 'compiled' in runtimes:
+                jobs.append((name, 'authors', 'compiled', name))
         peer = timm_equivalent(name) if timm_peers else None
         if peer:
             jobs += [(peer, form, runtime, name) for form in peer_forms for runtime in runtimes]
