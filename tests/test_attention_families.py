@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from conftest import SMALLEST, count_params, randomize_norms
+from conftest import SMALLEST, count_params, randomize_norms, shallow
 from zoo.layers import DeformConv2dPack, naive_attention
 from zoo.models.biformer import AttentionLePE, BiLevelRoutingAttention
 from zoo.models.litv2 import HiLo
@@ -499,6 +499,28 @@ def test_shvit_deploy_form_runs_pointwise_convs_as_linears_on_channels_last_maps
         for a, b in zip(model(x), deploy(x)):
             assert a.is_contiguous() and b.is_contiguous(memory_format=torch.channels_last)
             assert (a - b).abs().max() <= 1e-5 * a.abs().max()
+
+
+@pytest.mark.parametrize('name', ['litv2_s', 'biformer_t'])
+def test_token_stages_give_their_blocks_dense_tokens(name):
+    """Every stage's blocks get (B, H, W, C) tokens laid out densely, whatever the layout of the map before
+    them (LITv2's deformable downsampling writes NCHW; the exporters' ``plain_layout`` copy runs NCHW): a
+    transposed token view reached each residual add as its operand, where oneDNN's int8 Linear with the add
+    fused in took a generic path (LITv2-S through ``int8-inductor``: seconds a forward). Outputs unchanged."""
+    from zoo.deploy.runtimes import plain_layout
+    model = zoo.reparameterize(shallow(name).eval())
+    x = torch.randn(1, 3, 64, 64)
+    for form in (model, plain_layout(model)):
+        seen = []
+        hooks = [stage.blocks[0].register_forward_pre_hook(lambda m, a: seen.append(a[0].is_contiguous()))
+                 for stage in form.stages]
+        with torch.no_grad():
+            out = form(x)
+        for h in hooks:
+            h.remove()
+        assert seen == [True] * len(form.stages)
+        with torch.no_grad():
+            assert (out - model(x)).abs().max() <= 1e-5 * out.abs().max()
 
 
 def test_deform_conv_survives_non_finite_offsets_and_runs_bf16():

@@ -106,11 +106,14 @@ class Stage(nn.Module):
 
 class TokenStage(Stage):
     """A stage whose blocks work on (B, H, W, C) tokens, as transformer blocks do: the downsampling layer
-    gets and the stage returns (B, C, H, W) maps. Both moves are permuted views, so the tokens stay where
-    they are in memory and the stage output is a channels-last NCHW map."""
+    gets and the stage returns (B, C, H, W) maps. The blocks get dense tokens: a channels-last map is them
+    already (a permuted view), an NCHW map (LITv2's deformable downsampling, any model in ``plain_layout``)
+    is copied once. Its permuted view would reach every residual add of the stage as a transposed operand,
+    which oneDNN's int8 Linear with the add fused in (``int8-inductor``) takes on a slow generic path. The
+    stage output is the tokens' channels-last NCHW view."""
 
     def forward(self, x):
-        return self.run_blocks(self.downsample(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.run_blocks(self.downsample(x).permute(0, 2, 3, 1).contiguous()).permute(0, 3, 1, 2)
 
 
 class StagedBackbone(nn.Module):
