@@ -252,7 +252,10 @@ class FusedLinear(_PackedKernel, nn.Linear):
         return layer
 
     def _plain(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight, self.bias)
+        # on dense rows, as oneDNN's kernel takes them (it copies a strided input): the NHWC view of an NCHW
+        # map would reach a traced graph as a batched product with the weight broadcast over the rows,
+        # which inductor's int8 lowering leaves a float product on a dequantized weight
+        return F.linear(x.contiguous(), self.weight, self.bias)
 
     def _pack_key(self, x):
         return None  # one packed weight, for the rows of the first input: oneDNN takes it for any
