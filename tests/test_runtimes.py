@@ -37,9 +37,6 @@ EXECUTORCH_INT8_FAILS = {'shvit_s1': (rt.UnsupportedByRuntime, 'ExecuTorch canno
                          'biformer_t': (rt.UnsupportedByRuntime, 'ExecuTorch cannot quantize for XNNPACK BiFormer: '
                                         'IndexError: tensors used as indices must be long'),
                          'litv2_s': _NO_DEFORM}
-# Linears that inductor's int8 lowering leaves a float product: one of SHViT-S1's two 128 -> 256 FFN Linears
-# (stage 0's block, the downsampling's first FFN), whose input is recorded as a permuted view without a copy
-INT8_LINEARS_LEFT_FLOAT = {'shvit_s1': 1}
 # what coremltools (9.0) cannot convert: LITv2's non-finite check before its deformable conv, LSNet's
 # multiply-add of its per-pixel kernels (and, given a converter for that, its rank-6 kernel layout)
 COREML_FAILS = {'litv2_s': 'isfinite', 'lsnet_t': 'addcmul'}
@@ -183,7 +180,7 @@ def test_int8_pt2e_inductor_on_every_family(name, tmp_path):
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         compiled(x)
     calls = collections.Counter({e.key: e.count for e in prof.key_averages()})
-    assert calls['onednn::qlinear_pointwise'] == summary['int8']['linear'] - INT8_LINEARS_LEFT_FLOAT.get(name, 0)
+    assert calls['onednn::qlinear_pointwise'] == summary['int8']['linear']
 
 
 @pytest.mark.parametrize('name', SMALLEST)

@@ -252,10 +252,13 @@ class FusedLinear(_PackedKernel, nn.Linear):
         return layer
 
     def _plain(self, x: torch.Tensor) -> torch.Tensor:
-        # on dense rows, as oneDNN's kernel takes them (it copies a strided input): the NHWC view of an NCHW
-        # map would reach a traced graph as a batched product with the weight broadcast over the rows,
-        # which inductor's int8 lowering leaves a float product on a dequantized weight
-        return F.linear(x.contiguous(), self.weight, self.bias)
+        if not torch.jit.is_scripting() and x.dim() > 2 and torch.compiler.is_compiling():
+            # under torch.compile / torch.export, on a matrix of rows as oneDNN's kernel takes them: the NHWC
+            # view of an NCHW map (whatever layout inductor gives the map) would otherwise be lowered as a
+            # product batched over the rows with the weight broadcast, which inductor's int8 passes leave
+            # float on the dequantized weight. (A traced ONNX graph would fix the batch size in the unflatten.)
+            return F.linear(x.flatten(0, -2), self.weight, self.bias).unflatten(0, x.shape[:-1])
+        return F.linear(x, self.weight, self.bias)
 
     def _pack_key(self, x):
         return None  # one packed weight, for the rows of the first input: oneDNN takes it for any
