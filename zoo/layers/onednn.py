@@ -363,7 +363,6 @@ class FusedConv2d(_PackedKernel, nn.Conv2d):
     def writes_channels_last(self, x: torch.Tensor) -> bool:
         """Whether a call on ``x`` takes the fused path (oneDNN's conv; ``F.linear`` on a one-pixel map), whose
         output is channels-last whatever ``x``'s layout (a model's first conv can then read an NCHW image as it
-        comes). A layer whose weight holds a NaN or
-        inf, or a GELU layer given a NaN or inf, takes the plain conv instead, whose output keeps ``x``'s
-        layout: the same numbers in another layout."""
+        comes). A layer whose weight holds a NaN or inf, or a GELU layer given a NaN or inf, takes the plain
+        conv instead, whose output keeps ``x``'s layout: the same numbers in another layout."""
         return not torch.jit.is_scripting() and self._onednn_params(x) is not None
