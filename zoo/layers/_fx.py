@@ -17,8 +17,8 @@ import torch
 from timm.layers import register_notrace_function, register_notrace_module
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-__all__ = ['clamp_tiny', 'is_fx_tracing', 'is_onnx_exporting', 'is_plain_eager', 'register_notrace_function',
-           'register_notrace_module']
+__all__ = ['clamp_tiny', 'is_exporting', 'is_fx_tracing', 'is_onnx_exporting', 'is_plain_eager',
+           'register_notrace_function', 'register_notrace_module']
 
 
 def is_fx_tracing() -> bool:
@@ -38,6 +38,30 @@ def is_plain_eager() -> bool:
     return not (is_fx_tracing() or torch.jit.is_scripting() or torch.jit.is_tracing()
                 or torch.compiler.is_compiling() or _get_current_dispatch_mode() is not None
                 or is_onnx_exporting())
+
+
+def is_exporting() -> bool:
+    """True while ``torch.export`` traces the model, strict (Dynamo) or not; False under ``torch.compile``.
+
+    ``torch.compiler.is_exporting()`` says so in eager Python (non-strict export sets the flag it reads). But
+    Dynamo, torch.compile's tracer and strict export's, replaces the call by a constant True in torch 2.9,
+    under torch.compile too (pytorch/pytorch#176347). Under Dynamo the answer comes from the trace itself."""
+    if not torch.compiler.is_exporting():
+        return False
+    if not torch.compiler.is_dynamo_compiling():
+        return True  # the flag, read for real
+    return _dynamo_exports()
+
+
+@torch._dynamo.assume_constant_result  # Dynamo calls it (not traces it) and keeps the answer as a constant
+def _dynamo_exports() -> bool:
+    """Whether the trace Dynamo is running is an export (``torch.export``'s strict tracer); True where the
+    translator does not say, as torch.compiler.is_exporting() answered."""
+    try:
+        from torch._dynamo.symbolic_convert import InstructionTranslator
+        return bool(InstructionTranslator.current_tx().export)
+    except (ImportError, AttributeError):
+        return True
 
 
 def is_onnx_exporting() -> bool:

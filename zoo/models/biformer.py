@@ -19,7 +19,8 @@ As in the authors' dense-prediction backbones (``auto_pad``), BRA zero-pads its 
 multiple of ``n_win`` and crops back, so any input size runs; at sizes with no padding (224) this is the
 classification model. Attention runs through ``scaled_dot_product_attention``: BRA as one call over
 (batch x regions, heads) with the gathered keys/values, or over the whole map with the unrouted regions
-masked out (``ROUTING_IMPLS`` below); the last stage as one call over the whole map.
+masked out, or FlexAttention over the whole map with a block mask of the routed regions (``ROUTING_IMPLS``
+below). The last stage is one call over the whole map.
 
 Deploy form: the stem and downsampling Conv–BNs fold into convs. Every Linear runs oneDNN's kernel on a
 weight packed once (``FusedLinear``; the MLP's GELU in its first layer's pass, ``FusedMlp``), every conv
@@ -37,7 +38,7 @@ from timm.models import generate_default_cfgs
 
 from ..layers import (ConvBN, FoldedCopy, FusedLinear, FusedMlp, NormLinear, counting_model_products, on_tokens,
                       pad_to_multiple)
-from ..layers._fx import is_fx_tracing, is_onnx_exporting
+from ..layers._fx import is_exporting, is_fx_tracing, is_onnx_exporting
 from ..weights import check_pretrained
 from ._base import StagedBackbone, TokenStage
 from .registry import Family, register_family
@@ -49,13 +50,15 @@ __all__ = ['BiFormer', 'BiLevelRoutingAttention', 'AttentionLePE', 'ROUTING_IMPL
 # that keeps, for each query region, the tokens of its routed regions: nothing gathered, but every score
 # computed (R / topk times the routed products); 'block-sparse' is FlexAttention over the whole map with a
 # block mask listing, for each query region, its routed key regions: nothing gathered, the blocks not routed
-# skipped. It is meant for torch.compile (eager FlexAttention builds the full score matrix: a reference only).
-# 'auto' (the default): block-sparse inside torch.compile (the gather under torch.export, whose runtimes have no
-# FlexAttention); in CPU inference, the masked form where the routed regions are at least 1 / _MASKED_SHARE of
-# all (BiFormer's third stage: copying the keys and values cost more than the extra products), else the gather;
-# the gather everywhere else: on a GPU and with gradients (not measured), in torch.jit.trace and ONNX export,
-# under TorchScript, and inside zoo.layers.model_products() (count_flops: the routed products). An FX graph
-# records the form its tracing chose by the same share rule.
+# skipped. It is taken only when asked for, and compiled only by inductor: its compiled block mask carries no
+# per-token mask (routed_block_mask), which another backend, ignoring the block list, would need; in eager it
+# builds the full score matrix (a reference). 'auto' (the default), in CPU inference, compiled or not: the
+# masked form where the routed regions are at least 1 / _MASKED_SHARE of all (BiFormer's third stage: copying the
+# keys and values cost more than the extra products; compiled, the copies became slow indexed loops), else the
+# gather; the gather everywhere else: on a GPU and with gradients (not measured), under torch.export (whose
+# runtimes have no FlexAttention), torch.jit.trace and ONNX export, TorchScript, and inside
+# zoo.layers.model_products() (count_flops: the routed products). An FX graph records the form its tracing chose
+# by the same share rule.
 ROUTING_IMPLS = ('auto', 'gather', 'masked', 'block-sparse')
 _MASKED_SHARE = 4
 
@@ -65,10 +68,12 @@ def routed_block_mask(idx: torch.Tensor, tokens_per_region: int, num_heads: int)
     ``tokens_per_region``): query region r attends to every token of the regions ``idx[b, r]`` (B, R, topk),
     and to nothing else.
 
-    Compiled, FlexAttention computes only the listed blocks, and that is the whole mask (its per-token
-    mask is left true: a mask reading a tensor made inside the compiled graph gave wrong results with torch
-    2.9 on the CPU). Eager FlexAttention evaluates the per-token mask over every pair and ignores the block
-    list, so there the mask looks the routing up."""
+    Compiled by inductor, FlexAttention computes only the listed blocks, and that is the whole mask (its
+    per-token mask is left true: a mask reading a tensor made inside the compiled graph gave wrong results with
+    torch 2.9 on the CPU, and so did a score mask; listing the blocks as full ones failed to compile). Eager
+    FlexAttention evaluates the per-token mask over every pair and ignores the block list, so there the mask
+    looks the routing up; a backend that runs that eager form on the compiled graph ('eager', 'aot_eager')
+    would attend to every token."""
     from torch.nn.attention.flex_attention import BlockMask
     B, R, topk = idx.shape
     T = tokens_per_region
@@ -141,15 +146,14 @@ class BiLevelRoutingAttention(nn.Module):
         """The form the token attention over ``q`` takes in this call: 'auto' resolved as ROUTING_IMPLS says."""
         if self.routing_impl != 'auto':
             return self.routing_impl
-        if torch.compiler.is_exporting():  # strict or not
+        if is_exporting():  # strict or not
             return 'gather'
-        if torch.compiler.is_compiling():
-            return 'block-sparse'
         dense = 'masked' if self.topk * _MASKED_SHARE >= self.n_win * self.n_win else 'gather'
         if is_fx_tracing():  # the graph holds the form chosen when traced, wherever it runs
             return dense
-        if (torch.jit.is_tracing() or is_onnx_exporting() or counting_model_products()
-                or q.device.type != 'cpu' or (torch.is_grad_enabled() and q.requires_grad)):
+        recorded = not torch.compiler.is_compiling() and (  # Dynamo cannot trace the ONNX flags (nor need them)
+            torch.jit.is_tracing() or is_onnx_exporting() or counting_model_products())
+        if recorded or q.device.type != 'cpu' or (torch.is_grad_enabled() and q.requires_grad):
             return 'gather'
         return dense
 
