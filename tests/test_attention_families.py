@@ -356,6 +356,34 @@ def test_deform_conv_inference_samples_as_torchvision_does(monkeypatch, k, strid
     assert calls == [1, 1, 1] and w.grad is not None
 
 
+def test_deform_conv_compiled_samples_and_exported_keeps_torchvisions_op():
+    """Under torch.compile, CPU inference takes the sampled form too (plain ops the compiler fuses; LITv2-S
+    compiled ran torchvision's CPU kernel before); under torch.export, strict or not, the graph holds
+    torchvision's op, which the exporters map (ONNX DeformConv). Both equal eager."""
+    torch.manual_seed(0)
+    m = DeformConv2dPack(4, 6, 3, 1, 1).eval()
+    with torch.no_grad():
+        m.conv_offset.weight.normal_(0, 0.5)
+    x = torch.randn(1, 4, 8, 8)
+    with torch.no_grad():
+        want = m(x)
+        torch._dynamo.reset()
+        graphs = []
+
+        def backend(gm, inputs):
+            graphs.append(gm)
+            return gm.forward
+        got = torch.compile(m, backend=backend, fullgraph=True)(x)
+        ops = [str(n.target) for g in graphs for n in g.graph.nodes if n.op == 'call_function']
+        assert not any('deform_conv2d' in op for op in ops) and any('grid_sample' in op for op in ops)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+        for strict in (True, False):
+            exported = torch.export.export(m, (x,), strict=strict)
+            ops = [str(n.target) for n in exported.graph.nodes if n.op == 'call_function']
+            assert any('deform_conv2d' in op for op in ops) and not any('grid_sampler' in op for op in ops)
+            torch.testing.assert_close(exported.module()(x), want, atol=1e-5, rtol=0)
+
+
 def test_deform_conv_with_zero_offsets_is_a_conv_and_pads_odd_maps():
     m = DeformConv2dPack(4, 8, 2, 2, pad_to_stride=True)
     x = torch.randn(1, 4, 7, 9)
