@@ -64,8 +64,8 @@ def deform_conv(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, bia
 def _samples(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, stride: Tuple[int, int],
              padding: Tuple[int, int], dilation: Tuple[int, int]) -> bool:
     """Whether :func:`_sampled_deform_conv` computes this call: CPU float32 inference in plain eager or under
-    torch.compile (not torch.export), outside autocast, one group of channels and of offsets, an offset map of the output's size (anything else goes to
-    torchvision's op, which computes it or says what is wrong)."""
+    torch.compile (not torch.export), outside autocast, one group of channels and of offsets, an offset map of
+    the output's size (anything else goes to torchvision's op, which computes it or says what is wrong)."""
     if not (is_plain_eager() or (torch.compiler.is_compiling() and not is_exporting())):
         return False
     if x.device.type != 'cpu' or x.dtype != torch.float32 or weight.dtype != torch.float32:
