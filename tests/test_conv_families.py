@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import zoo
 from conftest import count_params, randomize_norms, smallest_fast
-from zoo.layers import FusedLinear, LayerNorm2d, NormConv, fold_affine_into_next
+from zoo.layers import FusedLinear, LayerNorm2d, NormConv, fold_affine_into_next, onednn_available
 from zoo.models.fasternet import PartialConv
 from zoo.models.inceptionnext import InceptionDWConv2d
 
@@ -192,6 +192,9 @@ def test_fused_linear_matches_plain_layers(act):
     expected = reference(x)
     with torch.no_grad():
         fast = layer(x)
+        if onednn_available():  # oneDNN's path was taken, and the next call reuses its packed weight
+            packed = layer._packed.last
+            assert packed is not None and layer._packed_weight(x, layer.weight, layer.bias) is packed
     torch.testing.assert_close(fast, expected, atol=1e-5, rtol=1e-5)
     x.requires_grad_(True)
     slow = layer(x)

@@ -75,7 +75,7 @@ def test_fused_conv_keeps_a_few_packed_shapes_and_survives_copies():
         for size in range(4, 4 + FusedConv2d._MAX_SHAPES + 2):
             x = torch.randn(1, 3, size, size)
             torch.testing.assert_close(layer(x), _plain(layer, x), atol=1e-5, rtol=1e-5)
-        assert len(layer._packed[2]) == FusedConv2d._MAX_SHAPES
+        assert len(layer._packed.cache) == FusedConv2d._MAX_SHAPES
         copied = copy.deepcopy(layer)
         torch.testing.assert_close(copied(x), layer(x))
         scripted = torch.jit.script(layer)

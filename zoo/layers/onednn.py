@@ -64,7 +64,8 @@ def _use_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
     # run on every call of every fused layer: the cheapest tests first (a Proxy answers no attribute test)
     if is_fx_tracing():  # a traced graph records the plain ops (timm's tracer keeps FusedLinear a leaf)
         return False
-    if not x.is_cpu or x.dtype != torch.float32 or weight.dtype != torch.float32:
+    f32 = torch.float32
+    if not x.is_cpu or x.dtype is not f32 or weight.dtype is not f32:
         return False
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
         return False  # the fused op has no backward
@@ -101,6 +102,29 @@ def _act(x: torch.Tensor, act: str) -> torch.Tensor:
     if act == 'relu':
         return F.relu(x)
     return x
+
+
+_NO_KEY = object()
+
+
+class _PackState:
+    """The weight and bias a layer's packed weights were made from, as they were (the objects, their storage and
+    version counters), whether both were finite, the packed weight per input key, and the last call's."""
+    __slots__ = ('w', 'b', 'w_version', 'w_ptr', 'b_version', 'b_ptr', 'finite', 'cache', 'last_key', 'last')
+
+    def __init__(self, w: torch.Tensor, b: Optional[torch.Tensor]):
+        self.w, self.b, self.w_version, self.w_ptr = w, b, w._version, w.data_ptr()
+        self.b_version = None if b is None else b._version
+        self.b_ptr = None if b is None else b.data_ptr()
+        self.finite = bool(torch.isfinite(w).all()) and (b is None or bool(torch.isfinite(b).all()))
+        self.cache = {}
+        self.last_key, self.last = _NO_KEY, None  # a layer's key may be None (FusedLinear's one packed weight)
+
+    def holds(self, w: torch.Tensor, b: Optional[torch.Tensor]) -> bool:
+        """Whether ``w`` and ``b`` are still what the state was made from: the objects too (a Parameter assigned
+        over the same storage by ``load_state_dict(assign=True)``), their storage and their version counters."""
+        return (self.w is w and self.b is b and self.w_version == w._version and self.w_ptr == w.data_ptr()
+                and (b is None or (self.b_version == b._version and self.b_ptr == b.data_ptr())))
 
 
 class _PackedKernel:
@@ -150,25 +174,25 @@ class _PackedKernel:
     def _packed_weight(self, x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
         """``w`` (the weight) packed for oneDNN, rebuilt after any change of it or of ``b`` (the bias); None
         while either holds a NaN or inf (the plain ops then keep them in the output). Runs on every call: the
-        common case, nothing changed and the shape seen before, is a key comparison and a dict lookup."""
-        # the objects too: a Parameter assigned over the same storage (load_state_dict(assign=True)) is tracked
-        key = (id(w), w.data_ptr(), w._version) if b is None else \
-            (id(w), w.data_ptr(), w._version, id(b), b.data_ptr(), b._version)
+        common case, the same tensors unchanged and the shape of the last call, is a few comparisons."""
         state = self._packed
-        if state is None or state[0] != key:
+        if state is None or not state.holds(w, b):
             _track(w)  # a Parameter assigned since the last pack: its .data edits must bump the counter too
             if b is not None:
                 _track(b)
-            finite = bool(torch.isfinite(w).all()) and (b is None or bool(torch.isfinite(b).all()))
-            state = self._packed = (key, finite, {})
-        if not state[1]:
+            state = self._packed = _PackState(w, b)
+        if not state.finite:
             return None
-        cache, shape = state[2], self._pack_key(x)
+        shape = self._pack_key(x)
+        if state.last_key == shape:  # no dict lookup while the shape stays
+            return state.last
+        cache = state.cache
         packed = cache.get(shape)
         if packed is None:
             if len(cache) >= self._MAX_SHAPES:
                 cache.pop(next(iter(cache)))
             packed = cache[shape] = self._pack(w.detach(), x)
+        state.last_key, state.last = shape, packed
         return packed
 
     @torch.jit.unused
