@@ -98,6 +98,21 @@ def test_small_kernel_aggregation_matches_reference_and_grads():
         small_kernel_aggregation(torch.randn(1, 15, 4, 4), torch.randn(1, 2, 9, 4, 4))
 
 
+@pytest.mark.parametrize('channels,groups,size', [(64, 8, 7), (64, 16, 3), (256, 32, 7)])
+def test_small_kernel_aggregation_on_a_channels_last_map(channels, groups, size):
+    """A channels-last input (the deploy form's) is aggregated in whichever layout the loop runs faster in
+    (NCHW for (64, 8, 7), channels-last for the others): the same sums either way, forward and backward."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, channels, size, size + 1, generator=g, requires_grad=True)
+    w = torch.randn(2, groups, 9, size, size + 1, generator=g)
+    ref = _ska_reference(x, w)
+    x_cl = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    out = small_kernel_aggregation(x_cl, w)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    (grad,) = torch.autograd.grad(out.sum(), x_cl)
+    torch.testing.assert_close(grad, torch.autograd.grad(ref.sum(), x)[0], atol=1e-5, rtol=1e-5)
+
+
 def _official_bias_index(res):
     """The official (LeViT) construction: offsets numbered in first-seen order over all point pairs."""
     points = list(itertools.product(range(res), range(res)))

@@ -66,6 +66,11 @@ def ska_reference(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         raise ValueError(f'SKA needs a square kernel and channels divisible by the weight groups, got '
                          f'{kk} taps and {C} channels for {G} groups')
     p = (k - 1) // 2
+    if 2 * W >= G and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        # the multiply-adds run along the innermost dimension: W in NCHW, the G weight channels in channels-last.
+        # The longer one wins (the width counted twice: measured at LSNet's sizes, 1.1-3.4x); the caller's sum
+        # with a channels-last map gives channels-last again
+        x = x.contiguous()
     xp = F.pad(x, [p, p, p, p]).view(B, C // G, G, H + 2 * p, W + 2 * p)
     weight = weight.unsqueeze(1)
     out = xp[..., 0:H, 0:W] * weight[:, :, :, 0]
@@ -139,7 +144,9 @@ class LKP(nn.Module):
 
     def forward(self, x):
         x = self.act(self.cv3(self.cv2(self.act(self.cv1(x)))))
-        w = self.norm(self.cv4(x))
+        # GroupNorm on a channels-last map (a fused conv's output) is 4-15x slower than on NCHW in PyTorch: the
+        # copy costs less, and the per-pixel kernels come out NCHW, the layout the aggregation reads fastest
+        w = self.norm(self.cv4(x).contiguous())
         B, _, H, W = w.shape
         return w.view(B, self.weight_groups, self.sks * self.sks, H, W)  # int ** int is a float in TorchScript
 
