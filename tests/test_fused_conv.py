@@ -192,11 +192,12 @@ def _spy(monkeypatch, name):
 
 
 def test_forward_add_takes_the_shortcut_in_the_kernels_pass_with_the_same_numbers(monkeypatch):
-    """``forward_add(x, other)`` is ``layer(x) + other``: in oneDNN's pass for a layer without activation and a
-    shortcut of the output's shape and layout, the layer then an add for anything else; NaN and inf pass."""
+    """``forward_add(x, other)`` is ``layer(x) + other``: in oneDNN's pass for a Linear, or a 1x1 conv (run as a
+    Linear on the rows of the channels-last map), without activation and a shortcut of the output's shape and
+    layout; another conv adds it after oneDNN's conv; the layer then an add for anything else. NaN and inf pass."""
     from zoo.layers import FusedLinear
     torch.manual_seed(0)
-    linear_calls, conv_calls = _spy(monkeypatch, 'linear_add'), _spy(monkeypatch, 'conv_add')
+    linear_calls, conv_calls = _spy(monkeypatch, 'linear_add'), _spy(monkeypatch, 'conv_pointwise')
     linear = FusedLinear(12, 20).eval()
     x, other = torch.randn(2, 5, 12), torch.randn(2, 5, 20)
     other[0, 1, 3], other[1, 2, 4] = float('nan'), float('inf')
@@ -225,11 +226,19 @@ def test_forward_add_takes_the_shortcut_in_the_kernels_pass_with_the_same_number
         relu = FusedConv2d(6, 8, 3, stride=2, padding=1, act='relu').eval()
         torch.testing.assert_close(relu.forward_add(xc, other_c), _plain(relu, xc) + other_c, atol=1e-5,
                                    rtol=1e-5, equal_nan=True)
-        assert len(linear_calls) == 1 and len(conv_calls) == 1
+        assert len(linear_calls) == 1 and len(conv_calls) == 3  # the plain NCHW shortcut: the layer, then an add
+        pointwise = FusedConv2d(6, 8, 1).eval()
+        xp = torch.randn(2, 6, 5, 3).contiguous(memory_format=torch.channels_last)
+        other_p = torch.randn(2, 8, 5, 3).contiguous(memory_format=torch.channels_last)
+        other_p[0, 7, 4, 2] = float('nan')
+        got = pointwise.forward_add(xp, other_p)
+        torch.testing.assert_close(got, _plain(pointwise, xp) + other_p, atol=1e-5, rtol=1e-5, equal_nan=True)
+        assert got.is_contiguous(memory_format=torch.channels_last) and got.isnan().sum() == 1
+        assert len(linear_calls) == 2 and len(conv_calls) == 3
         seen = []  # a hook on the layer still sees its output
         linear.register_forward_hook(lambda m, i, o: seen.append(o))
         linear.forward_add(x, other)
-        assert len(seen) == 1 and len(linear_calls) == 1
+        assert len(seen) == 1 and len(linear_calls) == 2
     x.requires_grad_(True)  # autograd: the plain ops
     (conv.forward_add(xc, other_c.nan_to_num()).sum() + linear.forward_add(x, other.nan_to_num()).sum()).backward()
     assert x.grad is not None and conv.weight.grad is not None
@@ -253,16 +262,17 @@ def test_fused_conv_reads_any_layout_and_writes_channels_last():
 @pytest.mark.parametrize('act', ['none', 'relu', 'gelu'])
 def test_a_one_pixel_map_takes_a_matrix_vector_product(monkeypatch, act):
     """A 1x1 conv on a pooled (B, C, 1, 1) map (squeeze-excite) is computed as F.linear, not by oneDNN's conv:
-    the plain conv's numbers, NaN kept; a padded or grouped 1x1 conv and a larger map take oneDNN's conv."""
+    the plain conv's numbers, NaN kept; a padded or grouped 1x1 conv takes oneDNN's conv, and on a larger map
+    the 1x1 conv is oneDNN's linear op on the rows."""
     from zoo.layers import onednn_available
     assert onednn_available()  # its one-time self-check runs oneDNN's conv before the count starts
     torch.manual_seed(0)
-    calls = _spy(monkeypatch, 'conv_pointwise')
+    calls, rows = _spy(monkeypatch, 'conv_pointwise'), _spy(monkeypatch, 'linear_pointwise')
     layer = FusedConv2d(16, 8, 1, act=act).eval()
     x = torch.randn(3, 16, 1, 1)
     with torch.no_grad():
         torch.testing.assert_close(layer(x), _plain(layer, x), atol=1e-5, rtol=1e-5)
-        assert not calls
+        assert not calls and not rows
         nan = x.clone()
         nan[1, 4] = float('nan')
         got = layer(nan)
@@ -271,7 +281,7 @@ def test_a_one_pixel_map_takes_a_matrix_vector_product(monkeypatch, act):
         for other, y in ((FusedConv2d(16, 8, 1, padding=1, act=act), x), (FusedConv2d(16, 8, 1, groups=2, act=act), x),
                          (layer, torch.randn(3, 16, 2, 1))):
             torch.testing.assert_close(other.eval()(y), _plain(other, y), atol=1e-5, rtol=1e-5, equal_nan=True)
-    assert len(calls) == 3
+    assert len(calls) == 2 and len(rows) == 1
 
 
 def test_shvit_deploy_form_reads_the_image_as_it_comes_and_adds_shortcuts_in_the_kernels(monkeypatch):

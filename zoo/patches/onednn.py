@@ -4,8 +4,9 @@
 ``torch.ops.mkldnn._reorder_linear_weight`` packs a Linear weight into oneDNN's blocked layout once;
 ``torch.ops.mkldnn._linear_pointwise`` runs ``act(x W^T + b)`` on it in one pass;
 ``torch._C._nn.mkldnn_reorder_conv2d_weight`` and ``torch.ops.mkldnn._convolution_pointwise`` do the same
-for a 2-D convolution (the weight packed for one input shape). The ``.binary`` overloads of both ops add a
-tensor to the output in the same pass (a residual shortcut). They are the kernels
+for a 2-D convolution (the weight packed for one input shape). The linear op's ``.binary`` overload adds a
+tensor to the output in the same pass (a residual shortcut; the conv's copies a tensor of the output's size
+first in torch 2.9, slower than the conv and an add, so it is not used). They are the kernels
 PyTorch's own compiler (inductor) emits on CPU, but they are private: their signatures may change in any
 release. The fast path is used only on a torch in :data:`SUPPORTED` whose build has both ops and whose ops
 pass a numeric self-check once; otherwise :func:`available` is False (with a warning that says why, on a
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from . import is_supported, warn_once
 
 __all__ = ['SUPPORTED', 'TESTED', 'available', 'why_unavailable', 'reorder_linear_weight', 'linear_pointwise',
-           'reorder_conv_weight', 'conv_pointwise', 'linear_add', 'conv_add']
+           'reorder_conv_weight', 'conv_pointwise', 'linear_add']
 
 SUPPORTED = '>=2.9,<2.10'
 TESTED = '2.9.1'
@@ -57,10 +58,6 @@ def _check() -> Optional[str]:
                 and got.is_contiguous(memory_format=torch.channels_last)):
             return ('oneDNN\'s _convolution_pointwise gave a different result than F.conv2d, or not channels-last, '
                     'in the self-check')
-        other = torch.randn_like(want).contiguous(memory_format=torch.channels_last)
-        if not torch.allclose(conv_add(x, packed, b, *args, other), want + other, atol=1e-5, rtol=1e-5):
-            return ('oneDNN\'s _convolution_pointwise.binary gave a different result than F.conv2d + add in the '
-                    'self-check')
     except (AttributeError, RuntimeError, TypeError) as e:
         return f'oneDNN\'s linear ops failed their self-check: {e}'
     return None
@@ -114,10 +111,3 @@ def linear_add(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tenso
                other: torch.Tensor) -> torch.Tensor:
     """``x W^T + b + other`` in one pass, ``other`` contiguous and of the output's shape."""
     return torch.ops.mkldnn._linear_pointwise.binary(x, other, packed, bias, 'add')
-
-
-def conv_add(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tensor], padding, stride, dilation,
-             groups: int, other: torch.Tensor) -> torch.Tensor:
-    """``conv2d(x, W) + b + other`` in one pass, ``other`` channels-last and of the output's shape."""
-    return torch.ops.mkldnn._convolution_pointwise.binary(x, other, packed, bias, padding, stride, dilation, groups,
-                                                          'add', None, None, [], None)
