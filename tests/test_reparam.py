@@ -75,6 +75,34 @@ def test_repvgg_dw_fuse_is_one_kernel():
         torch.testing.assert_close(fused(x), unit(x), atol=1e-5, rtol=1e-5)
 
 
+def test_squeeze_excite_deploy_form_is_timms_se_on_the_pooled_vector():
+    """``SqueezeExcite.fuse()``: the same function as timm's SEModule with the same weights (tensors shared, names
+    kept), Linears on the pooled vector; NaN stays NaN; it differentiates, scripts and traces."""
+    from timm.layers import SEModule
+    from zoo.layers import FusedSqueezeExcite, SqueezeExcite
+    torch.manual_seed(0)
+    se = SqueezeExcite(32, rd_ratio=0.25).eval()
+    ref = SEModule(32, rd_ratio=0.25).eval()
+    ref.load_state_dict(se.state_dict())
+    fused = se.fuse()
+    assert isinstance(fused, FusedSqueezeExcite) and set(fused.state_dict()) == set(se.state_dict())
+    assert fused.fc1.weight.data_ptr() == se.fc1.weight.data_ptr() and fused.fc2.bias is se.fc2.bias
+    x = torch.randn(3, 32, 5, 4).contiguous(memory_format=torch.channels_last)
+    x[1, 7, 2, 3] = float('nan')
+    with torch.no_grad():
+        want = ref(x)
+        got = fused(x)
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6, equal_nan=True)
+    assert got[1].isnan().all() and not got[[0, 2]].isnan().any()
+    x = x.nan_to_num().requires_grad_()
+    fused(x).sum().backward()
+    assert x.grad is not None and fused.fc1.weight.grad is not None
+    y = torch.randn(2, 32, 3, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.script(fused)(y), fused(y))
+        torch.testing.assert_close(torch.fx.symbolic_trace(fused)(y), fused(y))
+
+
 def _ska_reference(x, w):
     """out[b,c,i,j] = sum over the 3x3 window of x[b,c] times the kernel of weight channel c % G."""
     B, C, H, W = x.shape

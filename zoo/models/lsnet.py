@@ -22,10 +22,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import DropPath, SEModule, calculate_drop_path_rates
+from timm.layers import DropPath, calculate_drop_path_rates
 from timm.models import generate_default_cfgs
 
-from ..layers import ConvBN, ConvBNFFN, RepVGGDW
+from ..layers import ConvBN, ConvBNFFN, RepVGGDW, SqueezeExcite
 from ..layers.ska_triton import triton_available
 from ..weights import check_pretrained
 from ._base import BNLinearHead, Stage, StagedBackbone, distillation_head_for, levit_unit_key
@@ -244,7 +244,7 @@ class LSNetBlock(nn.Module):
         super().__init__()
         if block_idx % 2 == 0:
             self.mixer = RepVGGDW(dim)
-            self.se = SEModule(dim, rd_ratio=0.25)
+            self.se = SqueezeExcite(dim, rd_ratio=0.25)
         else:
             if stage_idx == 3:
                 self.mixer = Attention(dim, key_dim, num_heads, attn_ratio, resolution, bias_resize)

@@ -32,11 +32,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import DropPath, SqueezeExcite, calculate_drop_path_rates
+from timm.layers import DropPath, calculate_drop_path_rates
 from timm.models import generate_default_cfgs
 
-from ..layers import (ConvBN, ConvBNFFN, FoldedCopy, FusedLinear, FusedMlp, ResidualConvBN, fold_affine_into_next,
-                      norm_affine, on_channels)
+from ..layers import (ConvBN, ConvBNFFN, FoldedCopy, FusedLinear, FusedMlp, ResidualConvBN, SqueezeExcite,
+                      fold_affine_into_next, norm_affine, on_channels)
 from ..weights import check_pretrained
 from ._base import BNLinearHead, Stage, StagedBackbone, distillation_head_for, levit_unit_key
 from .registry import Family, register_family
@@ -141,7 +141,8 @@ class ResidualFFN(FFN):
 
 class PatchMerging(FoldedCopy, nn.Module):
     """1x1 expand x4 + ReLU, depthwise 3x3 stride 2 + ReLU, squeeze-excite, 1x1 project. Deploy form: the 1x1
-    convs and the excitation's two layers are Linears on the channels (the first with its ReLU fused)."""
+    convs are Linears on the channels (the first with its ReLU fused), the excitation's two layers Linears on
+    the pooled vector."""
 
     def __init__(self, dim: int, out_dim: int):
         super().__init__()
@@ -155,8 +156,7 @@ class PatchMerging(FoldedCopy, nn.Module):
 
     def forward(self, x):
         if self.fused:  # the 1x1 convs are Linears on the NHWC view
-            x = torch.relu_(self.conv2(self.conv1(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)))
-            x = x * torch.sigmoid(self.se(x.mean((2, 3))))[:, :, None, None]
+            x = self.se(torch.relu_(self.conv2(self.conv1(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))))
             return self.conv3(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         return self.conv3(self.se(self.act2(self.conv2(self.act1(self.conv1(x))))))
 
@@ -164,7 +164,7 @@ class PatchMerging(FoldedCopy, nn.Module):
         conv1, conv3 = self.conv1.fuse(), self.conv3.fuse()
         self.conv1 = FusedLinear.from_weights(conv1.weight, conv1.bias, 'relu')
         self.conv2 = self.conv2.fuse()
-        self.se = FusedMlp(self.se.fc1, self.se.fc2, 'relu')  # the excitation's gate stays in forward
+        self.se = self.se.fuse()  # its two layers Linears on the pooled vector
         self.conv3 = FusedLinear.from_weights(conv3.weight, conv3.bias)
         del self.act1, self.act2
 
