@@ -74,9 +74,9 @@ def ska_reference(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     xp = F.pad(x, [p, p, p, p]).view(B, C // G, G, H + 2 * p, W + 2 * p)
     weight = weight.unsqueeze(1)
     out = xp[..., 0:H, 0:W] * weight[:, :, :, 0]
-    for t in range(1, kk):
+    for t in range(1, kk):  # in place: autograd keeps the factors, not the sum, and no map is allocated per tap
         u, v = divmod(t, k)
-        out = torch.addcmul(out, xp[..., u:u + H, v:v + W], weight[:, :, :, t])
+        out.addcmul_(xp[..., u:u + H, v:v + W], weight[:, :, :, t])
     return out.reshape(B, C, H, W)
 
 
