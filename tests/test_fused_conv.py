@@ -45,13 +45,14 @@ def test_fused_conv_is_the_plain_conv_in_both_layouts_and_under_autograd(act, co
 
 
 @pytest.mark.parametrize('act', ['relu', 'gelu'])
-def test_fused_conv_follows_every_weight_edit_and_keeps_nan(act):
-    layer = FusedConv2d(4, 8, 3, padding=1, act=act).eval()
+@pytest.mark.parametrize('k', [3, 1])  # 1: the rows path (oneDNN's linear op)
+def test_fused_conv_follows_every_weight_edit_and_keeps_nan(act, k):
+    layer = FusedConv2d(4, 8, k, padding=k // 2, act=act).eval()
     x = torch.randn(2, 4, 6, 6)
-    edits = [lambda: layer.weight.data.copy_(torch.randn(8, 4, 3, 3)),
+    edits = [lambda: layer.weight.data.copy_(torch.randn(8, 4, k, k)),
              lambda: layer.bias.data.add_(1.0),
-             lambda: layer.load_state_dict(FusedConv2d(4, 8, 3, padding=1, act=act).state_dict()),
-             lambda: setattr(layer.weight, 'data', torch.randn(8, 4, 3, 3)),
+             lambda: layer.load_state_dict(FusedConv2d(4, 8, k, padding=k // 2, act=act).state_dict()),
+             lambda: setattr(layer.weight, 'data', torch.randn(8, 4, k, k)),
              # a new Parameter over the same storage, then an edit through its .data
              lambda: layer.load_state_dict(layer.state_dict(), assign=True),
              lambda: layer.weight.data.mul_(2.0)]
