@@ -382,10 +382,9 @@ class FusedConv2d(_PackedKernel, nn.Conv2d):
         return onednn.reorder_conv_weight(weight, x.shape, *self._args)
 
     def _run(self, x, packed, bias, act):
-        if self._on_rows():
-            B, C, H, W = x.shape  # the rows are a view of a channels-last x (else the reshape copies, as the conv)
-            out = onednn.linear_pointwise(x.permute(0, 2, 3, 1).reshape(B * H * W, C), packed, bias, act)
-            return out.view(B, H, W, self.out_channels).permute(0, 3, 1, 2)
+        if self._on_rows():  # on the (B, H, W, C) view: rows without a copy where x is channels-last (else the
+            # op copies, as the conv does), the output channels-last
+            return onednn.linear_pointwise(x.permute(0, 2, 3, 1), packed, bias, act).permute(0, 3, 1, 2)
         return onednn.conv_pointwise(x, packed, bias, *self._args, act)
 
     def _takes_other(self, x, other):
@@ -397,10 +396,7 @@ class FusedConv2d(_PackedKernel, nn.Conv2d):
 
     def _run_add(self, x, packed, bias, other):
         if self._on_rows():
-            B, C, H, W = x.shape
-            rows = x.permute(0, 2, 3, 1).reshape(B * H * W, C)
-            out = onednn.linear_add(rows, packed, bias, other.permute(0, 2, 3, 1).view(B * H * W, self.out_channels))
-            return out.view(B, H, W, self.out_channels).permute(0, 3, 1, 2)
+            return onednn.linear_add(x.permute(0, 2, 3, 1), packed, bias, other.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         # the conv then an in-place add: the conv's .binary overload copies a tensor of the output's size first
         return onednn.conv_pointwise(x, packed, bias, *self._args, 'none').add_(other)
 
