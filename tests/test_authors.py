@@ -130,6 +130,25 @@ def test_benchmark_pairs_the_authors_row_with_the_zoo_deploy_form(tmp_path):
         benchmark(['convnext_atto'], authors={'convnext': checkout})
 
 
+def test_authors_code_that_cannot_be_built_costs_its_rows_only(tmp_path, capsys):
+    """Their code importing a package this environment lacks gives 'not measured' rows for it, named with the
+    error, and the zoo's rows are measured; a checkout that is not there stops the run before any measuring."""
+    checkout = _fake_checkout(tmp_path / 'SHViT')
+    build = tmp_path / 'SHViT' / 'model' / 'build.py'
+    build.write_text('import no_such_package_here\n' + build.read_text())
+    rows = benchmark(['shvit_s1'], forms=['deploy'], authors={'shvit': checkout}, img_size=64, batch_size=2,
+                     threads=1, warmup=1, repeats=2, memory=False)
+    assert [(r.form, r.error) for r in rows] == [
+        ('deploy', ''), ('authors', "ModuleNotFoundError: No module named 'no_such_package_here'")]
+    deploy, theirs = rows
+    assert deploy.latency_ms > 0 and theirs.params is None and theirs.latency_ratio is None
+    assert "the authors' code of shvit_s1 could not be built: ModuleNotFoundError" in capsys.readouterr().err
+    assert "| shvit_s1 | authors | eager |  |  |" in to_markdown(rows)
+    assert 'model.build' not in sys.modules and checkout not in sys.path
+    with pytest.raises(FileNotFoundError, match="checkout='/no/such'.*ysj9909/SHViT"):
+        benchmark(['convnext_atto', 'shvit_s1'], authors={'shvit': '/no/such'}, memory=False)
+
+
 def test_compiled_zoo_forms_are_set_against_the_authors_code_compiled_too(tmp_path, monkeypatch):
     """Where the zoo forms are compiled, the authors' code is compiled as well and each of its rows is paired
     with the deploy form in the same runtime; its eager row names the other runtimes only. (The compiler is

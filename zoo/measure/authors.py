@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ['AUTHORS', 'AuthorsCode', 'authors_model', 'authors_modules', 'UnfoldSKA',
+__all__ = ['AUTHORS', 'AuthorsCode', 'authors_model', 'check_checkout', 'authors_modules', 'UnfoldSKA',
            'TorchvisionDeformConv2dPack', 'randomize_']
 
 
@@ -230,6 +230,13 @@ def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
     return model
 
 
+def check_checkout(family: str, checkout: str) -> None:
+    """Raise FileNotFoundError, naming the repository to clone, where ``checkout`` (of ``family``'s authors'
+    code) is not a folder."""
+    if not os.path.isdir(checkout):
+        raise FileNotFoundError(f'checkout={checkout!r}: not a folder; clone https://github.com/{AUTHORS[family].repo}')
+
+
 def authors_model(name: str, checkout: str, seed: int = 0) -> Tuple[nn.Module, nn.Module]:
     """The authors' model of zoo variant ``name`` from ``checkout`` in their deploy form, and the zoo's model
     of that variant (train form) holding the same weights, both in eval mode."""
@@ -241,8 +248,7 @@ def authors_model(name: str, checkout: str, seed: int = 0) -> Tuple[nn.Module, n
                          f'families with it: {sorted(AUTHORS)}')
     if name not in code.variants:
         raise ValueError(f'name={name!r}: the authors\' code of {family.display} builds {sorted(code.variants)}')
-    if not os.path.isdir(checkout):
-        raise FileNotFoundError(f'checkout={checkout!r}: not a folder; clone https://github.com/{code.repo}')
+    check_checkout(family.name, checkout)
     folder, packages, stubs = _IMPORTS[family.name]
     torch.manual_seed(seed)
     with _checkout(os.path.abspath(os.path.join(checkout, folder)), packages, stubs()) as imported:

@@ -12,7 +12,7 @@ from typing import Iterable, List, Mapping, Optional, Sequence
 import torch
 from tqdm import tqdm
 
-from .authors import AUTHORS, authors_model, authors_modules
+from .authors import AUTHORS, authors_model, authors_modules, check_checkout
 from .counting import count_flops, count_params, peak_memory
 from ..deploy.runtimes import PRECISION
 from .forms import FORMS, PEER_FORMS, RUNTIMES, build_in_form, in_runtime, timm_equivalent
@@ -31,7 +31,7 @@ class BenchmarkRow:
     # deploy form, timm.utils.reparameterize_model, where it has one), 'timm-cl' (that, on channels-last weights
     # and inputs), 'authors' (the authors' own code in their deploy form: zoo.measure.authors)
     form: str
-    params: int
+    params: int  # None (and gflops too) in the row of an authors' model that could not be built
     gflops: float  # per image at img_size
     img_size: int
     latency_ms: float  # batch 1, median (a 'train-step' row: one training step at batch_size)
@@ -104,6 +104,8 @@ def benchmark(
     unwired = sorted(set(authors) - set(AUTHORS))
     if unwired:
         raise ValueError(f'authors: no authors\' code is wired for {unwired}; families with it: {sorted(AUTHORS)}')
+    for family, checkout in authors.items():  # before any measuring: a wrong path is known at once
+        check_checkout(family, checkout)
     unknown = sorted(set(forms) - set(FORMS)) + sorted(set(runtimes) - set(RUNTIMES)) \
         + sorted(set(peer_forms) - set(PEER_FORMS))
     if unknown:
@@ -141,13 +143,14 @@ def benchmark(
     with tempfile.TemporaryDirectory() as workdir:
         for jobs in bar:
             bar.set_postfix_str(', '.join(f'{name} [{form}, {runtime}]' for name, form, runtime, _ in jobs))
-            theirs = {name: authors_model(name, authors[family_of(name).name])
-                      for name, form, _, _ in jobs if form == 'authors'}
+            theirs, unbuilt = _authors_models(jobs, authors)
             with contextlib.ExitStack() as imported:  # the authors' modules, while their models run
                 for model, _ in theirs.values():
                     imported.enter_context(authors_modules(model))
-                modules, counted, errors = _group_modules(jobs, theirs, x1, device, channels_last)
-                built, failed = _built_in_runtimes(jobs, modules, x1, xb, img_size, threads, workdir, device, amp)
+                buildable = [job for job in jobs if job not in unbuilt]
+                modules, counted, errors = _group_modules(buildable, theirs, x1, device, channels_last)
+                built, failed = _built_in_runtimes(buildable, modules, x1, xb, img_size, threads, workdir, device, amp)
+                failed.update(unbuilt)
                 measured = [job for job in jobs if job in built]
                 fns = [built[job] for job in measured]
                 latency = dict(zip(measured, interleaved_latency(fns, x1, warmup, repeats)))
@@ -155,7 +158,7 @@ def benchmark(
                                                                     max(3, repeats // 2))))
                 for job in jobs:  # in the order asked, a row not measured in its place
                     name, form, runtime, paired = job
-                    params, gflops = counted[name, form]
+                    params, gflops = counted.get((name, form), (None, None))  # an authors' model not built
                     dtype = _DTYPE_NAMES[amp] if amp else PRECISION[runtime]
                     if job in failed:
                         rows.append(BenchmarkRow(
@@ -183,6 +186,27 @@ def benchmark(
     return rows
 
 
+def _authors_models(jobs, authors: Mapping[str, str]):
+    """The authors' models of a group's ``'authors'`` jobs: ``({name: (their deploy form, the zoo model on the
+    same weights)}, {job: why it failed})``. Their code failing to build (a package it imports missing, a
+    checkout of another version) costs their rows only, as their code failing to run does."""
+    theirs, why_not = {}, {}
+    for name, form, _, _ in jobs:
+        if form == 'authors' and name not in theirs and name not in why_not:
+            try:
+                theirs[name] = authors_model(name, authors[family_of(name).name])
+            except Exception as e:  # their code's imports or build
+                why_not[name] = _why(e)
+                print(f'benchmark: the authors\' code of {name} could not be built: {why_not[name]}', file=sys.stderr)
+    unbuilt = {job: why_not[job[0]] for job in jobs if job[1] == 'authors' and job[0] in why_not}
+    return theirs, unbuilt
+
+
+def _why(e: Exception) -> str:
+    """An exception as a row's error: its type and first line."""
+    return f'{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ""}'[:300]
+
+
 def _built_in_runtimes(jobs, modules, x1: torch.Tensor, xb: torch.Tensor, img_size: int, threads: int,
                        workdir: str, device: str, amp: Optional[torch.dtype]):
     """Each job's model in its runtime, called once at batch 1 and at the batch size (where a compiler or an
@@ -200,7 +224,7 @@ def _built_in_runtimes(jobs, modules, x1: torch.Tensor, xb: torch.Tensor, img_si
         except Exception as e:  # a third-party runtime's or the authors' code's failure: in the row, on stderr
             if runtime == 'eager' and form != 'authors':
                 raise  # the zoo's own form in eager PyTorch: a failure there is a bug to see, not a row
-            why = f'{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ""}'[:300]
+            why = _why(e)
             print(f'benchmark: {name} [{form}, {runtime}] could not be measured: {why}', file=sys.stderr)
             failed[job] = why
             continue
@@ -306,8 +330,9 @@ def _cells(row: BenchmarkRow) -> Iterable[str]:
         return (row.model, row.form, row.runtime, f'{row.params / 1e6:.2f}', '', '',
                 f'{row.throughput:.1f} (b{row.batch_size}, training)', '', '', '', ratio(row.throughput_ratio),
                 row.reference)
-    if row.error:
-        return (row.model, row.form, row.runtime, f'{row.params / 1e6:.2f}', f'{row.gflops:.3f}', '', '', '', '',
+    if row.error:  # an authors' model that could not be built has no parameters or FLOPs counted
+        return (row.model, row.form, row.runtime, '' if row.params is None else f'{row.params / 1e6:.2f}',
+                '' if row.gflops is None else f'{row.gflops:.3f}', '', '', '', '',
                 '', '', f'not measured: {row.error}'.replace('|', '/'))
     return (row.model, row.form, row.runtime, f'{row.params / 1e6:.2f}', f'{row.gflops:.3f}',
             f'{row.latency_ms:.1f}', f'{row.throughput:.1f} (b{row.batch_size})',
