@@ -4,6 +4,7 @@ import io
 import math
 import os
 import sys
+import time
 
 import pytest
 import timm
@@ -13,9 +14,10 @@ import torch.nn.functional as F
 
 import zoo
 from conftest import SMALLEST, randomize_norms
-from zoo.measure import (PEERS, BenchmarkRow, ChannelsLast, Unfused, benchmark, build_in_form, count_flops, from_csv, gemm_peak,
-                         peak_memory, to_csv, to_markdown)
-from zoo.layers import naive_attention
+from zoo.measure import (PEERS, BenchmarkRow, ChannelsLast, Unfused, benchmark, build_in_form, count_flops, cpu_name, from_csv,
+                         gemm_peak, peak_memory, to_csv, to_markdown)
+from zoo.layers import naive_attention, onednn_available
+from zoo.measure import timing
 from zoo.models.lsnet import SKA
 from zoo.models.shvit import SingleHeadAttention
 
@@ -221,6 +223,22 @@ def test_gemm_peak_is_a_plausible_rate():
     assert 0.1 < peak < 1e4  # GFLOP/s
 
 
+def test_gemm_peak_takes_the_fastest_library(monkeypatch):
+    """Each library's product is a @ b, and the peak is the faster one's rate: on a CPU where oneDNN's GEMM
+    doubles MKL's, a peak from torch.mm alone let the deploy forms reach 140% of it."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(96, 96, generator=g), torch.randn(96, 96, generator=g)
+    products = timing.gemm_products(a, b)
+    assert list(products) == (['torch.mm', 'onednn'] if onednn_available() else ['torch.mm'])
+    for product in products.values():
+        torch.testing.assert_close(product(), a @ b, rtol=1e-5, atol=1e-4)
+    # two stand-ins, 40 ms and 1 ms a product: the peak is the fast one's (2 n^3 FLOPs in at least 1 ms)
+    monkeypatch.setattr(timing, 'gemm_products', lambda a, b: {'slow': lambda: time.sleep(0.04),
+                                                               'fast': lambda: time.sleep(0.001)})
+    peak = gemm_peak('cpu', threads=1, n=97, repeats=1)
+    assert 2 * 97 ** 3 / 0.04 / 1e9 * 5 < peak <= 2 * 97 ** 3 / 0.001 / 1e9
+
+
 def test_benchmark_rejects_what_it_cannot_measure():
     with pytest.raises(ValueError, match='unknown forms / runtimes'):
         benchmark(['lsnet_t'], runtimes=['tensorrt'])
@@ -249,6 +267,7 @@ def test_cli_bare_compare_means_the_default_peers_and_markdown_has_the_command(t
     text = out.read_text()
     assert text.startswith("Command: `python tools/benchmark.py 'lsnet_*' --compare --markdown ")
     assert '| lsnet_t | deploy | eager |' in text
+    assert f'CPU ({cpu_name()}), 2 threads, fp32' in text and 'the faster of torch.mm and oneDNN' in text
 
 
 @pytest.mark.parametrize('arg,value', [('--repeats', '0'), ('--batch-size', '0'), ('--img-size', '-1'),

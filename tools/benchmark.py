@@ -23,8 +23,8 @@ import sys
 import zoo
 import torch
 
-from zoo.measure import (AUTHORS, FORMS, LARGE_KERNEL_SHAPES, PEERS, RUNTIMES, benchmark, gemm_peak, kernel_table_markdown,
-                           large_kernel_table, to_csv, to_markdown)
+from zoo.measure import (AUTHORS, FORMS, LARGE_KERNEL_SHAPES, PEERS, RUNTIMES, benchmark, cpu_name, gemm_peak,
+                           kernel_table_markdown, large_kernel_table, to_csv, to_markdown)
 
 
 def parse_args(argv=None):
@@ -114,8 +114,8 @@ def main_large_kernel(args):
                               warmup=args.warmup, repeats=args.repeats,
                               progress=lambda s: print(f'measuring {s} ...', file=sys.stderr))
     report(args, kernel_table_markdown(rows),
-           f'CPU, {args.threads} threads, fp32; median of {args.repeats}; error against a float64 direct conv; '
-           f'"dilated branches" is the train form of the Dilated Reparam Block, before merging')
+           f'CPU ({cpu_name()}), {args.threads} threads, fp32; median of {args.repeats}; error against a float64 direct '
+           f'conv; "dilated branches" is the train form of the Dilated Reparam Block, before merging')
     return rows
 
 
@@ -136,13 +136,14 @@ def main(argv=None):
                      repeats=args.repeats, device=args.device, amp=amp, memory=not args.no_memory,
                      channels_last=args.channels_last, train_step=args.train_step, authors=args.authors,
                      progress=True)
-    where = torch.cuda.get_device_name() if gpu else f'CPU, {args.threads} threads'
+    where = torch.cuda.get_device_name() if gpu else f'CPU ({cpu_name()}), {args.threads} threads'
     dtype = {None: 'fp32', torch.float16: 'AMP fp16', torch.bfloat16: 'AMP bf16'}[amp]
     peak = gemm_peak(args.device, amp or torch.float32, args.threads)
     report(args, to_markdown(rows),
            f'{where}, {dtype}, {args.img_size}px; latency: batch 1 median of {args.repeats}; throughput: batch '
            f'{batch_size}; GEMM peak {peak:.0f} GFLOP/s ({"fp32" if amp is None else dtype.split()[-1]} '
-           f'matrix product, measured in this run); '
+           f'matrix product, {"torch.mm" if gpu else "the faster of torch.mm and oneDNN"}, '
+           f'measured in this run); '
            + ('' if args.no_memory else f'peak act. mem: activations at batch {batch_size}{"" if gpu else " (eager)"}; ')
            + 'speed-up: reference latency / latency (see the ratio column)')
     if args.csv:
