@@ -22,9 +22,10 @@ classification model. Attention runs through ``scaled_dot_product_attention``: B
 masked out, or FlexAttention over the whole map with a block mask of the routed regions (``ROUTING_IMPLS``
 below). The last stage is one call over the whole map.
 
-Deploy form: the stem and downsampling Conv–BNs fold into convs. Every Linear runs oneDNN's kernel on a
-weight packed once (``FusedLinear``; the MLP's GELU in its first layer's pass, ``FusedMlp``), every conv
-too (``FusedConv2d``, ``deploy_fused_convs``).
+Deploy form: the stem and downsampling Conv–BNs fold into convs, the position embedding's shortcut into its
+kernel's centre tap. Every Linear runs oneDNN's kernel on a weight packed once (``FusedLinear``; the MLP's GELU
+in its first layer's pass, ``FusedMlp``), every conv too (``FusedConv2d``, ``deploy_fused_convs``), and the
+attention's and the MLP's shortcuts are added in their last Linear's pass.
 """
 import re
 from typing import Dict, Tuple
@@ -123,6 +124,19 @@ class BiLevelRoutingAttention(nn.Module):
             return affinity.topk(min(self.topk, self.n_win * self.n_win), dim=-1).indices
 
     def forward(self, x):
+        out, H0, W0 = self._mixed(x)
+        return self.wo(out)[:, :H0, :W0]
+
+    def forward_add(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        """``self(x) + other`` (the block's shortcut), the add in the output projection's pass where no padding
+        is cropped (deploy form: ``wo`` a FusedLinear)."""
+        out, H0, W0 = self._mixed(x)
+        if not is_fx_tracing() and out.shape[1] == H0 and out.shape[2] == W0:  # a traced graph: the plain ops
+            return self.wo.forward_add(out, other)
+        return self.wo(out)[:, :H0, :W0] + other
+
+    def _mixed(self, x: torch.Tensor) -> Tuple[torch.Tensor, int, int]:
+        """The attention output plus LCE on the padded map, before the output projection, and the size to crop to."""
         x, H0, W0 = pad_to_multiple(x, self.n_win)
         B, H, W, _ = x.shape
         p, h, w = self.n_win, H // self.n_win, W // self.n_win
@@ -138,8 +152,7 @@ class BiLevelRoutingAttention(nn.Module):
         else:
             out = self._routed(q, kv, idx)
         out = out.transpose(1, 2).reshape(B, p, p, h, w, self.dim).permute(0, 1, 3, 2, 4, 5).reshape(B, H, W, self.dim)
-        out = self.wo(out + lepe)
-        return out[:, :H0, :W0]
+        return out + lepe, H0, W0
 
     @torch.jit.unused
     def routing_form(self, q: torch.Tensor) -> str:
@@ -220,11 +233,17 @@ class AttentionLePE(nn.Module):
         self.lepe = nn.Conv2d(dim, dim, side_dwconv, 1, side_dwconv // 2, groups=dim)
 
     def forward(self, x):
+        return self.proj(self._mixed(x))
+
+    def forward_add(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        """``self(x) + other`` (the block's shortcut), the add in the projection's pass (deploy form)."""
+        return self.proj.forward_add(self._mixed(x), other)
+
+    def _mixed(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape
         qkv = self.qkv(x).view(B, H * W, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
-        out = out.transpose(1, 2).reshape(B, H, W, C) + self.lepe(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        return self.proj(out)
+        return out.transpose(1, 2).reshape(B, H, W, C) + self.lepe(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
 class BiFormerBlock(FoldedCopy, nn.Module):
@@ -244,11 +263,18 @@ class BiFormerBlock(FoldedCopy, nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x):
-        x = x + self.pos_embed(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # the conv on the NCHW view
-        x = x + self.drop_path(self.attn(self.norm1(x)))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        pos = self.pos_embed(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # the conv on the NCHW view
+        x = pos if self.fused else x + pos  # the deploy form's kernel holds the identity
+        if self.training or not self.fused:  # stochastic depth on the branches
+            x = x + self.drop_path(self.attn(self.norm1(x)))
+            return x + self.drop_path(self.mlp(self.norm2(x)))
+        # the same sums, each in its branch's last Linear's pass
+        x = self.attn.forward_add(self.norm1(x), x)
+        return self.mlp.forward_add(self.norm2(x), x)
 
     def _fold(self):
+        c = self.pos_embed.kernel_size[0] // 2  # the shortcut around the position embedding: its centre tap
+        self.pos_embed.weight[:, 0, c, c] += 1.0
         self.mlp = FusedMlp(self.mlp.fc1, self.mlp.fc2, 'gelu')
         for name in ('qkv', 'wo', 'proj'):
             layer = getattr(self.attn, name, None)
