@@ -268,6 +268,12 @@ def test_cli_bare_compare_means_the_default_peers_and_markdown_has_the_command(t
     assert text.startswith("Command: `python tools/benchmark.py 'lsnet_*' --compare --markdown ")
     assert '| lsnet_t | deploy | eager |' in text
     assert f'CPU ({cpu_name()}), 2 threads, fp32' in text and 'the faster of torch.mm and oneDNN' in text
+    # a run with another allocator setting says so in its header
+    monkeypatch.setenv('GLIBC_TUNABLES', 'glibc.malloc.mmap_threshold=4294967295')
+    monkeypatch.delenv('LD_PRELOAD', raising=False)
+    cli.main(sys.argv[1:])
+    assert f'CPU ({cpu_name()}), 2 threads, GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967295, fp32' \
+        in out.read_text()
 
 
 @pytest.mark.parametrize('arg,value', [('--repeats', '0'), ('--batch-size', '0'), ('--img-size', '-1'),

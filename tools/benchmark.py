@@ -18,6 +18,7 @@ Runtime; against timm peers. Every model of a group is measured in turns, so rat
     python tools/benchmark.py --large-kernel    # ways to compute a 13x13 depthwise conv, timed and checked
 """
 import argparse
+import os
 import sys
 
 import zoo
@@ -25,6 +26,10 @@ import torch
 
 from zoo.measure import (AUTHORS, FORMS, LARGE_KERNEL_SHAPES, PEERS, RUNTIMES, benchmark, cpu_name, gemm_peak,
                            kernel_table_markdown, large_kernel_table, to_csv, to_markdown)
+
+
+# environment variables that change the memory allocator (glibc's tunables, a preloaded jemalloc or tcmalloc)
+ALLOCATOR_ENV = ('GLIBC_TUNABLES', 'LD_PRELOAD', 'MALLOC_CONF')
 
 
 def parse_args(argv=None):
@@ -137,6 +142,8 @@ def main(argv=None):
                      channels_last=args.channels_last, train_step=args.train_step, authors=args.authors,
                      progress=True)
     where = torch.cuda.get_device_name() if gpu else f'CPU ({cpu_name()}), {args.threads} threads'
+    # the allocator changes what large activations cost (docs/deploy.md): a table says which it ran with
+    where += ''.join(f', {k}={os.environ[k]}' for k in ALLOCATOR_ENV if os.environ.get(k))
     dtype = {None: 'fp32', torch.float16: 'AMP fp16', torch.bfloat16: 'AMP bf16'}[amp]
     peak = gemm_peak(args.device, amp or torch.float32, args.threads)
     report(args, to_markdown(rows),
