@@ -317,6 +317,28 @@ def test_two_process_torchrun(small_digits, small_run, tmp_path):
     assert f'[rank1]: zoo.train.engine.OutputFolderError: output folder {tmp_path} holds a run' in again.stderr
 
 
+def test_ddp_is_freed_while_the_process_group_lives(tmp_path):
+    """A run takes DDP off its task and frees it before destroying the process group. Freed after, its reducer
+    tore the group down with the GIL held, while Gloo's worker waited for the GIL: a finished two-process
+    run hung at exit (seen once, in test_two_process_torchrun)."""
+    import weakref
+    import torch.distributed as dist
+    from timm.task import ClassificationTask
+    from zoo.train.engine import _unwrap_distributed
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path / "group"}', rank=0, world_size=1)
+    try:
+        model = torch.nn.Linear(4, 2)
+        task = ClassificationTask(model, verbose=False).prepare_distributed()
+        ddp = weakref.ref(task.trainable_module)
+        assert isinstance(ddp(), torch.nn.parallel.DistributedDataParallel)
+        _unwrap_distributed(task)
+        assert task.trainable_module is model and ddp() is None
+        _unwrap_distributed(task)  # a task not wrapped: unchanged
+        assert task.trainable_module is model
+    finally:
+        dist.destroy_process_group()
+
+
 # ------------------------------------------------------------------------------------------ bad input
 
 def test_bad_resume_and_validate_inputs(digits, tmp_path):

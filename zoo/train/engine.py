@@ -24,6 +24,7 @@ rebuilt for the new settings at the resumed position.
 import argparse
 import contextlib
 import errno
+import gc
 import glob
 import logging
 import math
@@ -405,8 +406,21 @@ def _train(run: _Run) -> Dict[str, Any]:
         writer.close()
     result = {'output': run.output, 'eval': eval_metrics, 'best': run.best, 'world_size': run.world_size}
     if run.world_size > 1:
+        _unwrap_distributed(run.task)
         dist.destroy_process_group()
     return result
+
+
+def _unwrap_distributed(task: TrainingTask) -> None:
+    """Put back the module DDP wrapped, and free DDP while the process group is still registered. Freed after
+    ``destroy_process_group``, DDP's reducer held the group's last reference: tearing the group down from a
+    Python dealloc (the GIL held) joined Gloo's worker thread while that thread waited for the GIL to free a
+    finished collective's tensors, and a two-process run that had written everything never exited."""
+    ddp = task.trainable_module
+    if isinstance(ddp, nn.parallel.DistributedDataParallel):
+        task.trainable_module = ddp.module
+        del ddp
+        gc.collect()  # DDP's own reference cycles, if any, go now too
 
 
 def _setup(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> _Run:
