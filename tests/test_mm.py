@@ -664,3 +664,22 @@ def test_predictions_are_drawn_into_pngs(task, shapes, tmp_path):
         main([config, str(tmp_path / 'nope.pth'), str(data)])
     with pytest.raises(ValueError, match='score_thr=2.0 is not allowed'):
         predict(config, str(checkpoint), [str(data)], str(tmp_path / 'out'), score_thr=2.0)
+
+
+def test_leaving_the_process_group_frees_ddp_first(tmp_path):
+    """A launched mm run frees the runner's DDP wrapper while the group lives, then destroys the group (DDP freed
+    after it tore the group down with the GIL held: a finished rank could hang)."""
+    import types
+    import weakref
+    import torch.distributed as dist
+    from zoo.mm.runner import CPUDistributedDataParallel, _leave_process_group
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path / "group"}', rank=0, world_size=1)
+    try:
+        module = torch.nn.Linear(4, 2)
+        runner = types.SimpleNamespace(model=CPUDistributedDataParallel(module=module))
+        ddp = weakref.ref(runner.model)
+        _leave_process_group(runner)
+        assert runner.model is module and ddp() is None and not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

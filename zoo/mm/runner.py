@@ -8,6 +8,7 @@ pytorch launcher assumes GPUs (it calls ``torch.cuda.set_device`` and gives Dist
 ``device_ids``), so on CPU the process group is opened here and the model wrapped by
 :class:`CPUDistributedDataParallel`."""
 import argparse
+import gc
 import logging
 import os
 from typing import Any, List, Optional, Sequence
@@ -120,12 +121,17 @@ def _runner(cfg: Config):
     return Runner.from_cfg(cfg)
 
 
-def _leave_process_group() -> None:
+def _leave_process_group(runner) -> None:
     """After a launched run's work is done, every rank leaves the process group together. A gloo group left to
     the interpreter's exit can abort a rank whose work had finished ("terminate called without an active
-    exception"), and torchrun then fails the whole run."""
+    exception"), and torchrun then fails the whole run. The runner's DDP wrapper goes first, while the group
+    still lives: freed after it, DDP's reducer would tear the group down with the GIL held, which can hang a
+    finished rank (``zoo.train.engine._unwrap_distributed``)."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+        if isinstance(runner.model, MMDistributedDataParallel):
+            runner.model = runner.model.module
+            gc.collect()
         dist.destroy_process_group()
 
 
@@ -140,7 +146,7 @@ def train(argv: Optional[Sequence[str]] = None):
         cfg.load_from = args.load_from
     runner = _runner(cfg)
     runner.train()
-    _leave_process_group()
+    _leave_process_group(runner)
     return runner
 
 
@@ -152,5 +158,5 @@ def test(argv: Optional[Sequence[str]] = None):
     cfg.load_from = args.checkpoint
     runner = _runner(cfg)
     metrics = runner.test()
-    _leave_process_group()
+    _leave_process_group(runner)
     return metrics
