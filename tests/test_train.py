@@ -324,16 +324,16 @@ def test_ddp_is_freed_while_the_process_group_lives(tmp_path):
     import weakref
     import torch.distributed as dist
     from timm.task import ClassificationTask
-    from zoo.train.engine import _unwrap_distributed
+    from zoo.train.engine import free_ddp
     dist.init_process_group('gloo', init_method=f'file://{tmp_path / "group"}', rank=0, world_size=1)
     try:
         model = torch.nn.Linear(4, 2)
         task = ClassificationTask(model, verbose=False).prepare_distributed()
         ddp = weakref.ref(task.trainable_module)
         assert isinstance(ddp(), torch.nn.parallel.DistributedDataParallel)
-        _unwrap_distributed(task)
+        free_ddp(task, 'trainable_module')
         assert task.trainable_module is model and ddp() is None
-        _unwrap_distributed(task)  # a task not wrapped: unchanged
+        free_ddp(task, 'trainable_module')  # a task not wrapped: unchanged
         assert task.trainable_module is model
     finally:
         dist.destroy_process_group()

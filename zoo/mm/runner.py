@@ -8,7 +8,6 @@ pytorch launcher assumes GPUs (it calls ``torch.cuda.set_device`` and gives Dist
 ``device_ids``), so on CPU the process group is opened here and the model wrapped by
 :class:`CPUDistributedDataParallel`."""
 import argparse
-import gc
 import logging
 import os
 from typing import Any, List, Optional, Sequence
@@ -19,6 +18,7 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.model import MMDistributedDataParallel
 
+from ..train.engine import free_ddp
 from .registry import MODEL_WRAPPERS
 
 __all__ = ['CPUDistributedDataParallel', 'adapt_to_cpu', 'load_config', 'train_parser', 'test_parser', 'train',
@@ -125,13 +125,10 @@ def _leave_process_group(runner) -> None:
     """After a launched run's work is done, every rank leaves the process group together. A gloo group left to
     the interpreter's exit can abort a rank whose work had finished ("terminate called without an active
     exception"), and torchrun then fails the whole run. The runner's DDP wrapper goes first, while the group
-    still lives: freed after it, DDP's reducer would tear the group down with the GIL held, which can hang a
-    finished rank (``zoo.train.engine._unwrap_distributed``)."""
+    still lives (:func:`zoo.train.engine.free_ddp` says why)."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
-        if isinstance(runner.model, MMDistributedDataParallel):
-            runner.model = runner.model.module
-            gc.collect()
+        free_ddp(runner, 'model')
         dist.destroy_process_group()
 
 

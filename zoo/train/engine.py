@@ -406,19 +406,21 @@ def _train(run: _Run) -> Dict[str, Any]:
         writer.close()
     result = {'output': run.output, 'eval': eval_metrics, 'best': run.best, 'world_size': run.world_size}
     if run.world_size > 1:
-        _unwrap_distributed(run.task)
+        free_ddp(run.task, 'trainable_module')
         dist.destroy_process_group()
     return result
 
 
-def _unwrap_distributed(task: TrainingTask) -> None:
-    """Put back the module DDP wrapped, and free DDP while the process group is still registered. Freed after
-    ``destroy_process_group``, DDP's reducer held the group's last reference: tearing the group down from a
-    Python dealloc (the GIL held) joined Gloo's worker thread while that thread waited for the GIL to free a
-    finished collective's tensors, and a two-process run that had written everything never exited."""
-    ddp = task.trainable_module
+def free_ddp(holder: Any, attr: str) -> None:
+    """Where ``holder.attr`` is a DistributedDataParallel (a training task's module, an mmengine runner's model),
+    put back the module it wraps and free DDP now, while the process group is still registered: every run calls
+    this before ``destroy_process_group``. Freed after it, DDP's reducer held the group's last reference: tearing
+    the group down from a Python dealloc (the GIL held) joined Gloo's worker thread while that thread waited for
+    the GIL to free a finished collective's tensors, and a two-process run that had written everything never
+    exited."""
+    ddp = getattr(holder, attr)
     if isinstance(ddp, nn.parallel.DistributedDataParallel):
-        task.trainable_module = ddp.module
+        setattr(holder, attr, ddp.module)
         del ddp
         gc.collect()  # DDP's own reference cycles, if any, go now too
 
