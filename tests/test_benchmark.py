@@ -276,6 +276,33 @@ def test_cli_bare_compare_means_the_default_peers_and_markdown_has_the_command(t
         in out.read_text()
 
 
+def test_a_run_stopped_part_way_keeps_the_rows_measured(tmp_path, monkeypatch):
+    """A run killed at a time limit (tools/gpu_check.sh's steps) wrote nothing: its files came only at the end."""
+    import benchmark as cli  # tools/benchmark.py
+
+    def stopped(models, compare, on_group, **kwargs):
+        on_group([BenchmarkRow('lsnet_t', 'deploy', 1, 0.1, 64, 1.0, 10.0, 2)])
+        raise KeyboardInterrupt  # the run stops before the second model
+    monkeypatch.setattr(cli, 'benchmark', stopped)
+    md, out = tmp_path / 'b.md', tmp_path / 'b.csv'
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(['lsnet_t', 'shvit_s1', '--markdown', str(md), '--csv', str(out)])
+    assert '| lsnet_t | deploy | eager |' in md.read_text()
+    assert '**Unfinished**: the rows of 1 of 2 models' in md.read_text()
+    assert [(r.model, r.form) for r in from_csv(out.read_text())] == [('lsnet_t', 'deploy')]
+
+
+def test_each_finished_group_is_handed_over_with_its_ratios():
+    seen = []
+    rows = benchmark(['fasternet_t0', 'shvit_s1'], forms=['train', 'deploy'], img_size=32, batch_size=2, threads=1,
+                     warmup=0, repeats=1, memory=False, on_group=seen.append)
+    assert [[(r.model, r.form) for r in group] for group in seen] == [
+        [('fasternet_t0', 'train'), ('fasternet_t0', 'deploy')],
+        [('fasternet_t0', 'train'), ('fasternet_t0', 'deploy'), ('shvit_s1', 'train'), ('shvit_s1', 'deploy')]]
+    assert seen[0][1].latency_ratio == rows[1].latency_ratio is not None
+    assert seen[-1] == rows and seen[-1] is not rows
+
+
 @pytest.mark.parametrize('arg,value', [('--repeats', '0'), ('--batch-size', '0'), ('--img-size', '-1'),
                                        ('--threads', '0'), ('--warmup', '-1')])
 def test_cli_refuses_counts_that_time_nothing(arg, value, capsys):

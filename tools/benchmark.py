@@ -103,15 +103,23 @@ def expand(patterns):
     return names
 
 
-def report(args, table: str, header: str) -> None:
-    """Print the table under its header; with --markdown also write both, and the command, to that file."""
-    print(header + '\n')
-    print(table)
+def report(args, table: str, header: str, echo: bool = True) -> None:
+    """Print the table under its header (unless not ``echo``); with --markdown also write both, and the command,
+    to that file."""
+    if echo:
+        print(header + '\n')
+        print(table)
     if args.markdown:
         command = ' '.join(['python', 'tools/benchmark.py'] + [a if a.replace('-', '').replace('_', '').replace(
             '.', '').replace('/', '').isalnum() else f"'{a}'" for a in sys.argv[1:]])
         with open(args.markdown, 'w') as f:
             f.write(f'Command: `{command}`\n\n{header}\n\n{table}\n')
+
+
+def write_csv(args, rows) -> None:
+    if args.csv:
+        with open(args.csv, 'w') as f:
+            f.write(to_csv(rows))
 
 
 def main_large_kernel(args):
@@ -135,27 +143,34 @@ def main(argv=None):
     amp = {'fp16': torch.float16, 'bf16': torch.bfloat16, 'none': None, None: torch.float16 if gpu else None}[args.amp]
     batch_size = args.batch_size or (256 if gpu else 16)
     compare = PEERS if args.compare == [] else (args.compare or [])
+    where = torch.cuda.get_device_name() if gpu else f'CPU ({cpu_name()}), {args.threads} threads'
+    # the allocator changes what large activations cost (docs/deploy.md): a table says which it ran with
+    where += ''.join(f', {k}={os.environ[k]}' for k in ALLOCATOR_ENV if os.environ.get(k))
+    dtype = {None: 'fp32', torch.float16: 'AMP fp16', torch.bfloat16: 'AMP bf16'}[amp]
+    peak = gemm_peak(args.device, amp or torch.float32, args.threads)  # measured once: benchmark() reuses it
+    header = (f'{where}, {dtype}, {args.img_size}px; latency: batch 1 median of {args.repeats}; throughput: batch '
+              f'{batch_size}; GEMM peak {peak:.0f} GFLOP/s ({"fp32" if amp is None else dtype.split()[-1]} '
+              f'matrix product, {"torch.mm" if gpu else "the faster of torch.mm and oneDNN"}, '
+              f'measured in this run); '
+              + ('' if args.no_memory else f'peak act. mem: activations at batch {batch_size}'
+                                           f'{"" if gpu else " (eager)"}; ')
+              + 'speed-up: reference latency / latency (see the ratio column)')
+    done, groups = [], len(models) + len(compare)
+
+    def so_far(rows):  # the files hold every row measured so far: a run stopped part-way keeps them
+        done.append(rows)
+        report(args, to_markdown(rows), f'{header}\n\n**Unfinished**: the rows of {len(done)} of {groups} models; '
+                                        'the run had not ended when this was written.', echo=False)
+        write_csv(args, rows)
+
     rows = benchmark(models, compare=compare, forms=args.forms, runtimes=args.runtimes, timm_peers=args.timm_peers,
                      peer_forms=('timm', 'timm-cl') if args.peers_channels_last else ('timm',),
                      img_size=args.img_size, batch_size=batch_size, threads=args.threads, warmup=args.warmup,
                      repeats=args.repeats, device=args.device, amp=amp, memory=not args.no_memory,
                      channels_last=args.channels_last, train_step=args.train_step, authors=args.authors,
-                     progress=True)
-    where = torch.cuda.get_device_name() if gpu else f'CPU ({cpu_name()}), {args.threads} threads'
-    # the allocator changes what large activations cost (docs/deploy.md): a table says which it ran with
-    where += ''.join(f', {k}={os.environ[k]}' for k in ALLOCATOR_ENV if os.environ.get(k))
-    dtype = {None: 'fp32', torch.float16: 'AMP fp16', torch.bfloat16: 'AMP bf16'}[amp]
-    peak = gemm_peak(args.device, amp or torch.float32, args.threads)
-    report(args, to_markdown(rows),
-           f'{where}, {dtype}, {args.img_size}px; latency: batch 1 median of {args.repeats}; throughput: batch '
-           f'{batch_size}; GEMM peak {peak:.0f} GFLOP/s ({"fp32" if amp is None else dtype.split()[-1]} '
-           f'matrix product, {"torch.mm" if gpu else "the faster of torch.mm and oneDNN"}, '
-           f'measured in this run); '
-           + ('' if args.no_memory else f'peak act. mem: activations at batch {batch_size}{"" if gpu else " (eager)"}; ')
-           + 'speed-up: reference latency / latency (see the ratio column)')
-    if args.csv:
-        with open(args.csv, 'w') as f:
-            f.write(to_csv(rows))
+                     progress=True, on_group=so_far if args.csv or args.markdown else None)
+    report(args, to_markdown(rows), header)
+    write_csv(args, rows)
     return rows
 
 

@@ -1,13 +1,14 @@
 """Benchmarks: every model of a group measured in turns (train against deploy form, eager against
 ``torch.compile`` and ONNX Runtime, against timm peers), so that ratios are fair; Markdown and CSV tables."""
 import contextlib
+import copy
 import csv
 import io
 import math
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, fields
-from typing import Iterable, List, Mapping, Optional, Sequence
+from typing import Callable, Iterable, List, Mapping, Optional, Sequence
 
 import torch
 from tqdm import tqdm
@@ -82,6 +83,7 @@ def benchmark(
         train_step: bool = False,
         authors: Optional[Mapping[str, str]] = None,
         progress: bool = False,
+        on_group: Optional[Callable[[List[BenchmarkRow]], None]] = None,
 ) -> List[BenchmarkRow]:
     """Measure every zoo model in each form and runtime, with ``timm_peers`` also timm's model of the same
     architecture, and every ``compare`` model (timm names) as is, each in every one of ``peer_forms``.
@@ -99,7 +101,9 @@ def benchmark(
     for each model of those families, the authors' own code in their deploy form (form ``'authors'``) on the
     same weights as the zoo model's forms, with the difference of their outputs (``max_abs_error``): in eager,
     and under torch.compile too where ``runtimes`` has ``'compiled'``, each row against the zoo deploy form in
-    its own runtime."""
+    its own runtime. ``on_group``, if given, is called after each group with (a copy of) every row measured so
+    far, ratios included: a caller can keep them where a run stopped part-way (a time limit, a crash) would
+    otherwise lose them all."""
     authors = dict(authors or {})
     unwired = sorted(set(authors) - set(AUTHORS))
     if unwired:
@@ -182,6 +186,10 @@ def benchmark(
                 torch._dynamo.reset()
             if train_step:
                 rows += _train_step_rows(jobs, xb, amp, layout, warmup, repeats)
+            if on_group is not None:
+                so_far = copy.deepcopy(rows)
+                _add_ratios(so_far)
+                on_group(so_far)
     _add_ratios(rows)
     return rows
 
