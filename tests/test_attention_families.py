@@ -162,6 +162,31 @@ def test_every_attention_calls_sdpa_once(monkeypatch):
         assert any(calls) is name.endswith('masked'), name
 
 
+@pytest.mark.parametrize('name', ['lsnet_t', 'shvit_s1', 'litv2_s', 'biformer_t'])
+def test_sdpa_calls_take_what_the_fused_gpu_kernels_take(name, monkeypatch):
+    """What sends a call to SDPA's math fallback on a GPU, checked on the CPU (tests/test_cuda.py runs the
+    kernels): each token's features strided apart (LSNet's attention took views of its NCHW maps), a 3-D mask
+    (LSNet's bias was (heads, N, N)). BiFormer as a GPU runs it: the gather, no mask."""
+    calls = []
+    sdpa = F.scaled_dot_product_attention
+
+    def recording(q, k, v, attn_mask=None, **kwargs):
+        calls.append((q, k, v, attn_mask))
+        return sdpa(q, k, v, attn_mask=attn_mask, **kwargs)
+
+    monkeypatch.setattr(F, 'scaled_dot_product_attention', recording)
+    model = zoo.reparameterize(shallow(name, **({'routing_impl': 'gather'} if name == 'biformer_t' else {})).eval())
+    with torch.no_grad():
+        model(torch.randn(2, 3, 112, 112))
+    assert calls
+    for q, k, v, mask in calls:
+        assert [t.stride(-1) for t in (q, k, v)] == [1, 1, 1]
+        assert q.shape[-1] == k.shape[-1]
+        assert q.dtype == k.dtype == v.dtype
+        if mask is not None:
+            assert mask.dim() == 4 and mask.stride(-1) == 1 and mask.dtype in (q.dtype, torch.bool)
+
+
 def test_bra_routes_each_region_to_its_topk():
     """The regions a query region attends to are the top-k of the region-level affinity: making one region's
     keys match every query makes it the first choice of every region."""

@@ -225,11 +225,13 @@ class Attention(nn.Module):
         B, _, H, W = x.shape
         q, k, v = self.qkv(x).split(self.split, dim=1)
         q = self.dw(q)
-        # (B, heads, dim, N) as the official layout, then (B, heads, N, dim) for SDPA
-        q = q.reshape(B, self.num_heads, self.key_dim, H * W).transpose(-1, -2)
-        k = k.reshape(B, self.num_heads, self.key_dim, H * W).transpose(-1, -2)
-        v = v.reshape(B, self.num_heads, self.val_dim, H * W).transpose(-1, -2)
-        x = F.scaled_dot_product_attention(q, k, v, attn_mask=self.attention_bias(H, W).to(q.dtype))
+        # (B, heads, dim, N) as the official layout, then (B, heads, N, dim) for SDPA, copied so that each
+        # token's features are contiguous, and the bias as (1, heads, N, N): SDPA's fused GPU kernels take
+        # nothing else (a transposed view or a 3-D mask sends every call to the math fallback)
+        q = q.reshape(B, self.num_heads, self.key_dim, H * W).transpose(-1, -2).contiguous()
+        k = k.reshape(B, self.num_heads, self.key_dim, H * W).transpose(-1, -2).contiguous()
+        v = v.reshape(B, self.num_heads, self.val_dim, H * W).transpose(-1, -2).contiguous()
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=self.attention_bias(H, W).to(q.dtype)[None])
         x = x.transpose(-1, -2).reshape(B, self.num_heads * self.val_dim, H, W)
         return self.proj(x)
 
