@@ -187,6 +187,16 @@ def test_sdpa_calls_take_what_the_fused_gpu_kernels_take(name, monkeypatch):
             assert mask.dim() == 4 and mask.stride(-1) == 1 and mask.dtype in (q.dtype, torch.bool)
 
 
+def test_block_sparse_gpu_tiles_divide_the_regions():
+    """FlexAttention's compiled GPU kernel needs each region to be whole tiles of at least 16 rows: BiFormer-T's
+    second stage (16 tokens a region) failed to compile with the default tiles on an H200."""
+    from zoo.models.biformer import _gpu_tiles
+    assert _gpu_tiles(64) is None and _gpu_tiles(128) is None  # the default tiles divide these
+    assert _gpu_tiles(16) == {'BLOCK_M': 16, 'BLOCK_N': 16} == _gpu_tiles(48)
+    with pytest.raises(ValueError, match="multiple of 16 tokens .*got 4 tokens a region; use routing_impl='gather'"):
+        _gpu_tiles(4)
+
+
 def test_bra_routes_each_region_to_its_topk():
     """The regions a query region attends to are the top-k of the region-level affinity: making one region's
     keys match every query makes it the first choice of every region."""

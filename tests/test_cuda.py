@@ -99,4 +99,8 @@ def test_bra_block_sparse_compiled_matches_gather(stage):
     sparse.load_state_dict(gather.state_dict())
     x = torch.randn(4, size, size, dim, device='cuda')
     with torch.no_grad():
+        if (size // 7) ** 2 % 16:  # fewer tokens a region than FlexAttention's smallest GPU tile: said at once
+            with pytest.raises(ValueError, match='multiple of 16 tokens'):
+                sparse(x)
+            return
         torch.testing.assert_close(torch.compile(sparse)(x), gather(x), atol=1e-4, rtol=1e-4)

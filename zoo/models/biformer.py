@@ -90,6 +90,17 @@ def routed_block_mask(idx: torch.Tensor, tokens_per_region: int, num_heads: int)
     return BlockMask.from_kv_blocks(counts, listed, BLOCK_SIZE=T, mask_mod=mask_mod, seq_lengths=(R * T, R * T))
 
 
+def _gpu_tiles(tokens_per_region: int):
+    """FlexAttention's tile sizes on a GPU for regions of ``tokens_per_region`` tokens: a region (a block of the
+    mask) must be a whole number of tiles, and Triton's tiles are at least 16 rows; its default tiles (64 or 128
+    rows) are kept where a region holds a multiple of 64 tokens."""
+    T = tokens_per_region
+    if T % 16:
+        raise ValueError(f"routing_impl='block-sparse' on a GPU needs regions of a multiple of 16 tokens "
+                         f"(FlexAttention's smallest tile), got {T} tokens a region; use routing_impl='gather' there")
+    return None if T % 64 == 0 else {'BLOCK_M': 16, 'BLOCK_N': 16}
+
+
 # padding depends on the map size: a traced graph (torch.fx) calls the function
 torch.fx.wrap('pad_to_multiple')
 
@@ -217,7 +228,8 @@ class BiLevelRoutingAttention(nn.Module):
         # separate buffers: inductor's CPU FlexAttention refuses views of one qkv buffer
         heads = lambda t, c: t.reshape(B, R * T, m, c // m).transpose(1, 2).contiguous()
         out = flex_attention(heads(q, self.qk_dim), heads(k, self.qk_dim), heads(v, self.dim),
-                             block_mask=routed_block_mask(idx, T, m), scale=self.scale)
+                             block_mask=routed_block_mask(idx, T, m), scale=self.scale,
+                             kernel_options=_gpu_tiles(T) if q.is_cuda else None)
         return out.view(B, m, R, T, self.dim // m).transpose(1, 2).reshape(B * R, m, T, self.dim // m)
 
 
