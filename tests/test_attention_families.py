@@ -164,9 +164,10 @@ def test_every_attention_calls_sdpa_once(monkeypatch):
 
 @pytest.mark.parametrize('name', ['lsnet_t', 'shvit_s1', 'litv2_s', 'biformer_t'])
 def test_sdpa_calls_take_what_the_fused_gpu_kernels_take(name, monkeypatch):
-    """What sends a call to SDPA's math fallback on a GPU, checked on the CPU (tests/test_cuda.py runs the
+    """What sends a call to SDPA's math fallback on a GPU, checked without one (tests/test_cuda.py runs the
     kernels): each token's features strided apart (LSNet's attention took views of its NCHW maps), a 3-D mask
-    (LSNet's bias was (heads, N, N)). BiFormer as a GPU runs it: the gather, no mask."""
+    (LSNet's bias was (heads, N, N)). On the meta device, which takes the paths a GPU takes (LSNet's CPU path
+    has no SDPA) and gives the strides they would have; BiFormer as a GPU runs it: the gather, no mask."""
     calls = []
     sdpa = F.scaled_dot_product_attention
 
@@ -177,7 +178,7 @@ def test_sdpa_calls_take_what_the_fused_gpu_kernels_take(name, monkeypatch):
     monkeypatch.setattr(F, 'scaled_dot_product_attention', recording)
     model = zoo.reparameterize(shallow(name, **({'routing_impl': 'gather'} if name == 'biformer_t' else {})).eval())
     with torch.no_grad():
-        model(torch.randn(2, 3, 112, 112))
+        model.to('meta')(torch.randn(2, 3, 112, 112, device='meta'))
     assert calls
     for q, k, v, mask in calls:
         assert [t.stride(-1) for t in (q, k, v)] == [1, 1, 1]
