@@ -83,6 +83,25 @@ def test_fused_conv_keeps_a_few_packed_shapes_and_survives_copies():
         torch.testing.assert_close(scripted(x), layer(x), atol=1e-5, rtol=1e-5)
 
 
+def test_a_fused_conv_pickled_before_its_geometry_was_kept_loads_and_runs():
+    """A whole model saved with torch.save before FusedConv2d answered its geometry once (``_rows``,
+    ``_pointwise``) loads, and its 1x1 convs still run as Linears on the rows."""
+    import io
+    layer = FusedConv2d(8, 4, 1).eval()
+    for name in ('_rows', '_pointwise'):
+        del layer.__dict__[name]
+    buf = io.BytesIO()
+    torch.save(layer, buf)
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=False)
+    assert loaded._rows and loaded._pointwise
+    x = torch.randn(2, 8, 5, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), _plain(loaded, x), atol=1e-5, rtol=1e-5)
+    if zoo.layers.onednn_available():  # packed once for the linear op, for any rows: no shape key
+        assert loaded._packed.last_key is None and loaded._packed.last is not None
+
+
 def test_fused_conv_from_conv_shares_the_tensors_and_refuses_what_it_cannot_run():
     conv = nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2)
     layer = FusedConv2d.from_conv(conv, act='relu')

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch.nn.utils import skip_init
 
 from ..patches import onednn
-from ._fx import is_fx_tracing, is_plain_eager, register_notrace_module
+from ._fx import is_plain_eager, register_notrace_module
 from .checks import conv_output_size
 
 __all__ = ['FusedConv2d', 'FusedLinear', 'FusedMlp', 'TrackedParameter', 'onednn_available', 'unchecked_activations']
@@ -61,15 +61,16 @@ def onednn_available() -> bool:
 
 
 def _use_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    # run on every call of every fused layer: the cheapest tests first (a Proxy answers no attribute test)
-    if is_fx_tracing():  # a traced graph records the plain ops (timm's tracer keeps FusedLinear a leaf)
+    # run on every call of every fused layer. Not while FX traces first (a traced graph records the plain ops;
+    # timm's tracer keeps FusedLinear a leaf): x is then a Proxy, which answers no attribute test
+    if not is_plain_eager():
         return False
     f32 = torch.float32
     if not x.is_cpu or x.dtype is not f32 or weight.dtype is not f32:
         return False
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
         return False  # the fused op has no backward
-    return is_plain_eager() and onednn.available()
+    return onednn.available()
 
 
 class TrackedParameter(nn.Parameter):
@@ -338,6 +339,19 @@ class FusedConv2d(_PackedKernel, nn.Conv2d):
             raise ValueError(f'FusedConv2d takes zero padding given as numbers, got padding={self.padding!r}, '
                              f'padding_mode={self.padding_mode!r}')
         self._start_packing(act)
+        self._set_geometry()
+
+    def _set_geometry(self) -> None:
+        """What the fused path asks of the conv's fixed geometry on every call, answered once (a tuple compare
+        costs 0.2 µs, and a layer asked it up to three times a call): ``_pointwise``, a 1x1 conv without padding
+        on one group; ``_rows``, that and stride 1, a Linear on the channels (see :meth:`_run`)."""
+        self._pointwise = self.kernel_size == (1, 1) and self.padding == (0, 0) and self.groups == 1
+        self._rows = self._pointwise and self.stride == (1, 1)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if '_rows' not in self.__dict__:  # pickled before the geometry was kept
+            self._set_geometry()
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, act: str = 'none') -> 'FusedConv2d':
@@ -353,8 +367,7 @@ class FusedConv2d(_PackedKernel, nn.Conv2d):
 
     @torch.jit.unused
     def _fused(self, x: torch.Tensor) -> Optional[torch.Tensor]:
-        if (x.dim() == 4 and x.shape[2] == 1 and x.shape[3] == 1 and self.kernel_size == (1, 1)
-                and self.padding == (0, 0) and self.groups == 1):
+        if self._pointwise and x.dim() == 4 and x.shape[2] == 1 and x.shape[3] == 1:
             # a 1x1 conv on a one-pixel map (a pooled vector: squeeze-excite) is a matrix-vector product, where
             # oneDNN's conv costs 25-40 µs a call before any work and PyTorch's own GEMM about 8 µs
             params = self._onednn_params(x)
@@ -363,26 +376,24 @@ class FusedConv2d(_PackedKernel, nn.Conv2d):
                 return _act(F.linear(x.flatten(1), w.flatten(1), b), self.act)[:, :, None, None]
         return super()._fused(x)
 
-    def _on_rows(self) -> bool:
-        """Whether the conv is a Linear on the channels (1x1, stride 1, no padding, one group): oneDNN's linear
-        op then runs it on the (B*H*W, C) rows of the channels-last map, the same sums as its conv (bit for bit)
-        at 4-6 µs less a call, and with the shortcut added in its pass 15-20 µs less than the conv's
-        ``.binary``, which in torch 2.9 copies a tensor of the output's size on every call (at batch 16 slower
-        than the conv and an add)."""
-        return self.kernel_size == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0) and self.groups == 1
+    # Where the conv is a Linear on the channels (``_rows``: 1x1, stride 1, no padding, one group), oneDNN's
+    # linear op runs it on the (B*H*W, C) rows of the channels-last map: the same sums as its conv (bit for bit)
+    # at 4-6 µs less a call, and with the shortcut added in its pass 15-20 µs less than the conv's ``.binary``,
+    # which in torch 2.9 copies a tensor of the output's size on every call (at batch 16 slower than the conv
+    # and an add).
 
     def _pack_key(self, x):
-        return None if self._on_rows() else x.shape  # the linear op takes one packed weight for any rows
+        return None if self._rows else x.shape  # the linear op takes one packed weight for any rows
 
     def _pack(self, weight, x):
-        if self._on_rows():
+        if self._rows:
             return onednn.reorder_linear_weight(weight.flatten(1), x.numel() // x.shape[1])
         # the op takes its arguments as lists: built here once, not on every call
         self._args = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
         return onednn.reorder_conv_weight(weight, x.shape, *self._args)
 
     def _run(self, x, packed, bias, act):
-        if self._on_rows():  # on the (B, H, W, C) view: rows without a copy where x is channels-last (else the
+        if self._rows:  # on the (B, H, W, C) view: rows without a copy where x is channels-last (else the
             # op copies, as the conv does), the output channels-last
             return onednn.linear_pointwise(x.permute(0, 2, 3, 1), packed, bias, act).permute(0, 3, 1, 2)
         return onednn.conv_pointwise(x, packed, bias, *self._args, act)
@@ -395,7 +406,7 @@ class FusedConv2d(_PackedKernel, nn.Conv2d):
         return tuple(other.shape) == (x.shape[0], c, h, w) and other.stride() == (c * h * w, 1, w * c, c)
 
     def _run_add(self, x, packed, bias, other):
-        if self._on_rows():
+        if self._rows:
             return onednn.linear_add(x.permute(0, 2, 3, 1), packed, bias, other.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         # the conv then an in-place add: the conv's .binary overload copies a tensor of the output's size first
         return onednn.conv_pointwise(x, packed, bias, *self._args, 'none').add_(other)
