@@ -104,6 +104,7 @@ def test_authors_model_holds_the_zoo_models_weights_and_refuses_what_it_cannot_b
         authors_model('shvit_s1', '/no/such')
 
 
+@pytest.mark.usefixtures('ratios_of_medians')
 def test_benchmark_pairs_the_authors_row_with_the_zoo_deploy_form(tmp_path):
     checkout = _fake_checkout(tmp_path / 'SHViT')
     rows = benchmark(['shvit_s1'], forms=['train', 'deploy'], authors={'shvit': checkout}, img_size=64,
@@ -112,7 +113,7 @@ def test_benchmark_pairs_the_authors_row_with_the_zoo_deploy_form(tmp_path):
                                                  ('shvit_s1', 'authors')]
     train, deploy, theirs = rows
     assert theirs.latency_ratio == theirs.latency_ms / deploy.latency_ms
-    assert theirs.throughput_ratio == deploy.throughput / theirs.throughput
+    assert theirs.throughput_ratio == pytest.approx(deploy.throughput / theirs.throughput, rel=1e-12)
     assert theirs.gflops == deploy.gflops and 0 < theirs.peak_fraction
     assert theirs.max_abs_error is not None and theirs.max_abs_error < 1e-4
     assert train.max_abs_error is None and deploy.max_abs_error is None
@@ -149,6 +150,7 @@ def test_authors_code_that_cannot_be_built_costs_its_rows_only(tmp_path, capsys)
         benchmark(['convnext_atto', 'shvit_s1'], authors={'shvit': '/no/such'}, memory=False)
 
 
+@pytest.mark.usefixtures('ratios_of_medians')
 def test_compiled_zoo_forms_are_set_against_the_authors_code_compiled_too(tmp_path, monkeypatch):
     """Where the zoo forms are compiled, the authors' code is compiled as well and each of its rows is paired
     with the deploy form in the same runtime; its eager row names the other runtimes only. (The compiler is

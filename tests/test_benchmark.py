@@ -1,5 +1,6 @@
 """The measuring tool counts what it claims and writes its tables."""
 import csv
+import importlib
 import io
 import math
 import os
@@ -56,6 +57,7 @@ def test_lsnet_t_flops_match_the_papers_count():
     assert 0.28e9 <= flops / 2 <= 0.33e9
 
 
+@pytest.mark.usefixtures('ratios_of_medians')
 def test_benchmark_rows_and_tables():
     rows = benchmark(['lsnet_t'], compare=['resnet10t'], img_size=64, batch_size=2, threads=1, warmup=1,
                      repeats=2)
@@ -70,6 +72,7 @@ def test_benchmark_rows_and_tables():
     assert [r['form'] for r in parsed] == ['train', 'deploy', 'timm']
 
 
+@pytest.mark.usefixtures('ratios_of_medians')
 def test_timm_peers_are_paired_with_their_zoo_model():
     rows = benchmark(['inceptionnext_atto', 'fasternet_t0'], forms=['deploy'], timm_peers=True, img_size=64,
                      batch_size=2, threads=1, warmup=1, repeats=2)
@@ -78,12 +81,13 @@ def test_timm_peers_are_paired_with_their_zoo_model():
         ('fasternet_t0', 'deploy'), ('fasternet_t0', 'timm')]
     for zoo_row, peer in (rows[:2], rows[2:]):
         assert peer.latency_ratio == peer.latency_ms / zoo_row.latency_ms
-        assert peer.throughput_ratio == zoo_row.throughput / peer.throughput
+        assert peer.throughput_ratio == pytest.approx(zoo_row.throughput / peer.throughput, rel=1e-12)
         assert peer.params > zoo_row.params  # the deploy form has folded its norms away
     # the fused kernels are invisible to a FLOP counter, so the deploy form falls back to counted ops
     assert abs(rows[2].gflops - rows[3].gflops) / rows[3].gflops < 0.02
 
 
+@pytest.mark.usefixtures('ratios_of_medians')
 def test_unfused_form_and_timm_peer_in_its_deploy_form():
     rows = benchmark(['shvit_s1'], forms=['unfused', 'deploy'], timm_peers=True, img_size=64, batch_size=2,
                      threads=1, warmup=1, repeats=2)
@@ -100,6 +104,7 @@ def test_unfused_form_and_timm_peer_in_its_deploy_form():
     assert deploy.params - peer.params == padding - norm_affine
 
 
+@pytest.mark.usefixtures('ratios_of_medians')
 def test_channels_last_peer_form_is_paired_and_computes_the_same_outputs():
     rows = benchmark(['shvit_s1'], forms=['deploy'], timm_peers=True, peer_forms=('timm', 'timm-cl'), img_size=64,
                      batch_size=2, threads=1, warmup=1, repeats=2, memory=False)
@@ -138,6 +143,7 @@ def test_unchecked_form_is_the_deploy_form_without_nan_propagation():
         assert not torch.isfinite(deploy(x)[0]).any()  # and, outside the form, prevents again
 
 
+@pytest.mark.usefixtures('ratios_of_medians')
 def test_runtimes_onnx_rows_and_peer_ratios_within_a_runtime():
     rows = benchmark(['shvit_s1'], compare=['resnet10t'], forms=['deploy'], runtimes=['eager', 'onnx'], img_size=64,
                      batch_size=2, threads=1, warmup=1, repeats=2)
@@ -158,6 +164,7 @@ def test_runtimes_onnx_rows_and_peer_ratios_within_a_runtime():
     assert to_markdown(rows).count('| onnx |') == 2
 
 
+@pytest.mark.usefixtures('ratios_of_medians')
 def test_a_runtime_that_fails_one_model_costs_that_row_only(monkeypatch, capsys):
     """A runtime failing a model (here bf16 refusing shvit_s1) gives a row that names the error, with no figures
     and no ratios; the other rows are measured and keep their ratios. A zoo form failing in eager stops the run."""
@@ -276,6 +283,29 @@ def test_cli_bare_compare_means_the_default_peers_and_markdown_has_the_command(t
         in out.read_text()
 
 
+def test_paired_ratio_is_the_median_of_per_round_ratios():
+    assert timing.paired_ratio([1, 2, 10], [2, 20, 5]) == 0.5  # the ratio of the medians: 2 / 5
+    with pytest.raises(ValueError, match='same rounds, got 3 and 2'):
+        timing.paired_ratio([1, 2, 3], [1, 2])
+
+
+def test_speed_ups_are_paired_within_each_round(monkeypatch):
+    """A machine that slows down part-way (other work on it) moves both rows of a round alike: the speed-up is
+    the median of the rounds' ratios, not the ratio of two medians taken from different rounds."""
+    bench = importlib.import_module('zoo.measure.benchmark')  # the module: zoo.measure.benchmark is its function
+    train = [2.0, 2.0, 2.0, 10.0, 10.0]  # the train form takes twice the deploy form's time in every round but
+    deploy = [1.0, 1.0, 5.0, 5.0, 5.0]   # the third, where the slow spell began between the two calls
+
+    def times(fns, x, warmup, repeats):
+        assert len(fns) == 2
+        return [train[:repeats], deploy[:repeats]]
+    monkeypatch.setattr(bench, 'interleaved_times', times)
+    rows = benchmark(['fasternet_t0'], forms=['train', 'deploy'], img_size=32, batch_size=2, threads=1, warmup=0,
+                     repeats=5, memory=False)
+    assert [(r.form, r.latency_ms) for r in rows] == [('train', 2e3), ('deploy', 5e3)]  # medians: 0.4x apart
+    assert rows[1].latency_ratio == 2.0 and rows[1].throughput_ratio == 2.0
+
+
 def test_a_run_stopped_part_way_keeps_the_rows_measured(tmp_path, monkeypatch):
     """A run killed at a time limit (tools/gpu_check.sh's steps) wrote nothing: its files came only at the end."""
     import benchmark as cli  # tools/benchmark.py
@@ -313,6 +343,7 @@ def test_cli_refuses_counts_that_time_nothing(arg, value, capsys):
     assert f'{arg} must be >=' in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures('ratios_of_medians')
 def test_training_step_rows_pair_zoo_train_form_with_the_timm_peer():
     rows = benchmark(['fasternet_t0'], forms=['deploy'], timm_peers=True, img_size=32, batch_size=4, threads=1,
                      warmup=1, repeats=2, memory=False, channels_last=True, train_step=True)
@@ -321,7 +352,7 @@ def test_training_step_rows_pair_zoo_train_form_with_the_timm_peer():
     zoo_row, peer = steps
     assert zoo_row.throughput == 4 / (zoo_row.latency_ms / 1e3) and zoo_row.batch_size == 4
     assert zoo_row.params == peer.params  # the same architecture, both unfolded for training
-    assert peer.throughput_ratio == zoo_row.throughput / peer.throughput and peer.paired_with == 'fasternet_t0'
+    assert peer.throughput_ratio == pytest.approx(zoo_row.throughput / peer.throughput, rel=1e-12) and peer.paired_with == 'fasternet_t0'
     assert zoo_row.latency_ratio is None  # not put against the inference rows
     assert '(b4, training)' in to_markdown(rows)
 

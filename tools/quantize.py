@@ -12,6 +12,7 @@ failed on), not a silent fallback.
 """
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -24,7 +25,7 @@ import torch  # noqa: E402
 from zoo.deploy import reparameterize  # noqa: E402
 from zoo.deploy.runtimes import PRECISION, RUNTIMES, calibration_batches, deployed  # noqa: E402
 from zoo.measure.report import DEPLOY_FIELDS, deploy_table  # noqa: E402
-from zoo.measure.timing import interleaved_latency  # noqa: E402
+from zoo.measure.timing import interleaved_times, paired_ratio  # noqa: E402
 from zoo.train.checkpoint import build_evaluated_model, resolve_weights  # noqa: E402
 from zoo.train.engine import eval_transform  # noqa: E402
 
@@ -125,14 +126,13 @@ def _time_runtimes(model, rows, a, workdir):
     g = torch.Generator().manual_seed(0)
     x1, x16 = torch.randn(1, *size, generator=g), torch.randn(16, *size, generator=g)
     fns = [fn for _, fn in built]
-    lat = interleaved_latency(fns, x1, 3, a.repeats)
-    bt = interleaved_latency(fns, x16, 2, max(3, a.repeats // 2))
-    eager = next((l for (r, _), l in zip(built, lat) if r['runtime'] == 'eager'), None)
-    eager_bt = next((b for (r, _), b in zip(built, bt) if r['runtime'] == 'eager'), None)
-    for (r, _), l, b in zip(built, lat, bt):
-        r.update(latency_ms=1e3 * l, throughput=16 / b)
-        if eager:
-            r.update(speedup_b1=eager / l, speedup_b16=eager_bt / b)
+    lat = interleaved_times(fns, x1, 3, a.repeats)
+    bt = interleaved_times(fns, x16, 2, max(3, a.repeats // 2))
+    eager = next((i for i, (r, _) in enumerate(built) if r['runtime'] == 'eager'), None)
+    for i, (r, _) in enumerate(built):
+        r.update(latency_ms=1e3 * statistics.median(lat[i]), throughput=16 / statistics.median(bt[i]))
+        if eager is not None:  # each round's two calls back to back: the median of the rounds' ratios
+            r.update(speedup_b1=paired_ratio(lat[eager], lat[i]), speedup_b16=paired_ratio(bt[eager], bt[i]))
 
 
 def _report(rows, a, input_size):

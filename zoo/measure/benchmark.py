@@ -5,10 +5,11 @@ import copy
 import csv
 import io
 import math
+import statistics
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, fields
-from typing import Callable, Iterable, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from tqdm import tqdm
@@ -18,7 +19,7 @@ from .counting import count_flops, count_params, peak_memory
 from ..deploy.runtimes import PRECISION
 from .forms import FORMS, PEER_FORMS, RUNTIMES, build_in_form, in_runtime, timm_equivalent
 from ..models import family_of
-from .timing import gemm_peak, interleaved_latency, TrainingStep, with_autocast
+from .timing import gemm_peak, interleaved_times, paired_ratio, TrainingStep, with_autocast
 
 __all__ = ['BenchmarkRow', 'benchmark', 'markdown_table', 'to_markdown', 'to_csv', 'from_csv']
 
@@ -143,6 +144,9 @@ def benchmark(
     first = models[0] if models else None
     groups += [[(name, form, runtime, first) for form in peer_forms for runtime in runtimes] for name in compare]
     rows: List[BenchmarkRow] = []
+    # each measured row's times, round by round (batch 1, batch N), by (model, form, runtime, paired_with): a
+    # ratio between two rows of a group is the median of their per-round ratios (timing.paired_ratio)
+    rounds: Dict[tuple, Tuple[List[float], List[float]]] = {}
     bar = tqdm(groups, desc='benchmark', unit='model', file=sys.stderr, disable=not progress, dynamic_ncols=True)
     with tempfile.TemporaryDirectory() as workdir:
         for jobs in bar:
@@ -157,9 +161,9 @@ def benchmark(
                 failed.update(unbuilt)
                 measured = [job for job in jobs if job in built]
                 fns = [built[job] for job in measured]
-                latency = dict(zip(measured, interleaved_latency(fns, x1, warmup, repeats)))
-                batch_time = dict(zip(measured, interleaved_latency(fns, xb, max(1, warmup // 2),
-                                                                    max(3, repeats // 2))))
+                latency = dict(zip(measured, interleaved_times(fns, x1, warmup, repeats)))
+                batch_time = dict(zip(measured, interleaved_times(fns, xb, max(1, warmup // 2),
+                                                                  max(3, repeats // 2))))
                 for job in jobs:  # in the order asked, a row not measured in its place
                     name, form, runtime, paired = job
                     params, gflops = counted.get((name, form), (None, None))  # an authors' model not built
@@ -171,7 +175,8 @@ def benchmark(
                             device=device, dtype=dtype, gflops_per_s=math.nan, peak_fraction=math.nan,
                             paired_with=paired, error=failed[job]))
                         continue
-                    fn, lat, bt = built[job], latency[job], batch_time[job]
+                    fn, lat, bt = built[job], statistics.median(latency[job]), statistics.median(batch_time[job])
+                    rounds[name, form, runtime, paired] = latency[job], batch_time[job]
                     mem = None
                     if memory and (runtime == 'eager' or (device != 'cpu' and runtime == 'compiled')):
                         mem = peak_memory(fn, xb) / 2 ** 20
@@ -185,12 +190,12 @@ def benchmark(
             if runtimes != ('eager',):
                 torch._dynamo.reset()
             if train_step:
-                rows += _train_step_rows(jobs, xb, amp, layout, warmup, repeats)
+                rows += _train_step_rows(jobs, xb, amp, layout, warmup, repeats, rounds)
             if on_group is not None:
                 so_far = copy.deepcopy(rows)
-                _add_ratios(so_far)
+                _add_ratios(so_far, rounds)
                 on_group(so_far)
-    _add_ratios(rows)
+    _add_ratios(rows, rounds)
     return rows
 
 
@@ -268,7 +273,7 @@ def _group_modules(jobs, theirs, x1: torch.Tensor, device: str, channels_last: b
 
 
 def _train_step_rows(jobs, xb: torch.Tensor, amp: Optional[torch.dtype], layout, warmup: int,
-                     repeats: int) -> List[BenchmarkRow]:
+                     repeats: int, rounds: dict) -> List[BenchmarkRow]:
     """One row per model of a group: seconds per training step, the models taking turns."""
     import timm
     names = list(dict.fromkeys((name, form in PEER_FORMS, paired) for name, form, _, paired in jobs
@@ -277,9 +282,11 @@ def _train_step_rows(jobs, xb: torch.Tensor, amp: Optional[torch.dtype], layout,
     for name, is_peer, _ in names:
         model = (timm.create_model(name) if is_peer else build_in_form(name, 'train')).to(xb.device)
         steps.append(TrainingStep(model.to(memory_format=layout) if layout == torch.channels_last else model, xb, amp))
-    times = interleaved_latency(steps, xb, max(1, warmup // 2), max(3, repeats // 2))
+    per_round = interleaved_times(steps, xb, max(1, warmup // 2), max(3, repeats // 2))
     rows = []
-    for (name, is_peer, paired), step, t in zip(names, steps, times):
+    for (name, is_peer, paired), step, ts in zip(names, steps, per_round):
+        t = statistics.median(ts)
+        rounds[name, 'timm' if is_peer else 'train', 'train-step', paired] = ts, ts
         rows.append(BenchmarkRow(
             model=name, form='timm' if is_peer else 'train', params=count_params(step.model), gflops=0.,
             img_size=xb.shape[-1], latency_ms=1e3 * t, throughput=len(xb) / t, batch_size=len(xb),
@@ -287,7 +294,20 @@ def _train_step_rows(jobs, xb: torch.Tensor, amp: Optional[torch.dtype], layout,
     return rows
 
 
-def _add_ratios(rows: List[BenchmarkRow]) -> None:
+def _time_ratios(a: BenchmarkRow, b: BenchmarkRow, rounds: Mapping) -> Tuple[float, float]:
+    """``a``'s time over ``b``'s, at batch 1 and at batch N: the median of their per-round ratios where both were
+    timed in the same rounds (:func:`timing.paired_ratio`), else the ratio of their medians."""
+    ta, tb = rounds.get((a.model, a.form, a.runtime, a.paired_with)), rounds.get((b.model, b.form, b.runtime,
+                                                                                  b.paired_with))
+    if ta is None or tb is None or len(ta[0]) != len(tb[0]) or len(ta[1]) != len(tb[1]):
+        return a.latency_ms / b.latency_ms, b.throughput / a.throughput
+    return paired_ratio(ta[0], tb[0]), paired_ratio(ta[1], tb[1])
+
+
+def _add_ratios(rows: List[BenchmarkRow], rounds: Optional[Mapping] = None) -> None:
+    """Each row's speed-ups against its reference row (see :func:`benchmark`), from ``rounds`` (each row's
+    per-round times) where the two were timed in the same rounds."""
+    rounds = rounds or {}
     first, deploy, first_by_runtime = {}, {}, {}
     rows = [row for row in rows if not row.error]  # a row not measured is no one's reference and has no ratio
     authors_rows = {(row.paired_with, row.runtime) for row in rows if row.form == 'authors'}
@@ -310,21 +330,19 @@ def _add_ratios(rows: List[BenchmarkRow]) -> None:
             ref = ref or first_by_runtime.get((row.paired_with, row.runtime))
             if ref is None:
                 continue
-            row.latency_ratio = row.latency_ms / ref.latency_ms
-            row.throughput_ratio = ref.throughput / row.throughput
+            row.latency_ratio, row.throughput_ratio = _time_ratios(row, ref, rounds)
             row.reference = f'{ref.model} [{ref.form}, {ref.runtime}] vs this'
             for other in others:
                 if other is not ref:
-                    row.reference += (f'; [{other.form}, {other.runtime}] {row.latency_ms / other.latency_ms:.2f}x / '
-                                      f'{other.throughput / row.throughput:.2f}x')
+                    b1, bn = _time_ratios(row, other, rounds)
+                    row.reference += f'; [{other.form}, {other.runtime}] {b1:.2f}x / {bn:.2f}x'
             if row.max_abs_error is not None:
                 row.reference += f'; same weights, outputs differ by {row.max_abs_error:.1e} at most'
         else:
             ref = first[row.model] if row.runtime != 'train-step' else None
             if ref is None or ref is row:
                 continue
-            row.latency_ratio = ref.latency_ms / row.latency_ms
-            row.throughput_ratio = row.throughput / ref.throughput
+            row.latency_ratio, row.throughput_ratio = _time_ratios(ref, row, rounds)
             row.reference = f'this vs {ref.model} [{ref.form}, {ref.runtime}]'
 
 

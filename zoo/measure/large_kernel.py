@@ -1,5 +1,6 @@
 """A study of the ways to compute a large depthwise convolution (UniRepLKNet's 13x13 kernels): each timed in
 turns and checked against a float64 reference (``tools/benchmark.py --large-kernel``)."""
+import statistics
 from dataclasses import dataclass
 from typing import List, Sequence
 
@@ -7,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from ..layers import DEPTHWISE_METHODS, DilatedReparamBlock, depthwise_conv
-from .timing import interleaved_latency
+from .timing import interleaved_times, paired_ratio
 
 __all__ = ['KernelRow', 'LARGE_KERNEL_SHAPES', 'large_kernel_table', 'kernel_table_markdown']
 
@@ -63,13 +64,14 @@ def large_kernel_table(shapes: Sequence[Sequence[int]] = LARGE_KERNEL_SHAPES, ke
                 for m in methods]
         if branches:
             runs.append(('dilated branches', block))
-        times = interleaved_latency([fn for _, fn in runs], x, warmup, repeats)
+        times = interleaved_times([fn for _, fn in runs], x, warmup, repeats)
         base = dict(zip([m for m, _ in runs], times)).get('direct', times[0])
         shape_rows = []
         for (method, fn), t in zip(runs, times):
             with torch.no_grad():
                 err = (fn(x).double() - reference).abs().max().item()
-            shape_rows.append(KernelRow(shape, kernel_size, method, 1e3 * t, base / t, err))
+            shape_rows.append(KernelRow(shape, kernel_size, method, 1e3 * statistics.median(t),
+                                        paired_ratio(base, t), err))
         exact = [r for r in shape_rows if r.max_abs_err <= tolerance]
         if exact:
             min(exact, key=lambda r: r.ms).chosen = True

@@ -13,8 +13,8 @@ import torch.nn as nn
 
 from ..patches import onednn
 
-__all__ = ['cpu_name', 'gemm_peak', 'gemm_products', 'measure_latency', 'interleaved_latency', 'with_autocast',
-           'TrainingStep']
+__all__ = ['cpu_name', 'gemm_peak', 'gemm_products', 'measure_latency', 'interleaved_latency', 'interleaved_times',
+           'paired_ratio', 'with_autocast', 'TrainingStep']
 
 
 _GEMM_PEAK: Dict[tuple, float] = {}
@@ -86,10 +86,10 @@ def measure_latency(model: nn.Module, x: torch.Tensor, warmup: int = 3, repeats:
 
 
 @torch.no_grad()
-def interleaved_latency(models: Sequence[Callable], x: torch.Tensor, warmup: int, repeats: int) -> List[float]:
-    """Median seconds per forward of each model, the models taking turns, in an order that rotates every
-    repeat, so that drifts in machine load and the cache state a predecessor leaves fall on all of them
-    alike."""
+def interleaved_times(models: Sequence[Callable], x: torch.Tensor, warmup: int, repeats: int) -> List[List[float]]:
+    """Seconds of each forward of each model (one list per model, one entry per round), the models taking turns
+    in an order that rotates every round, so that drifts in machine load and the cache state a predecessor
+    leaves fall on all of them alike."""
     device = 'cpu' if x.device.type == 'cpu' else 'cuda'
     for model in models:
         for _ in range(warmup):
@@ -99,7 +99,24 @@ def interleaved_latency(models: Sequence[Callable], x: torch.Tensor, warmup: int
         order = [(r + i) % len(models) for i in range(len(models))]
         for i in order:
             times[i].append(_timed(lambda: models[i](x), device))
-    return [statistics.median(t) for t in times]
+    return times
+
+
+def interleaved_latency(models: Sequence[Callable], x: torch.Tensor, warmup: int, repeats: int) -> List[float]:
+    """Median seconds per forward of each model, measured by :func:`interleaved_times`."""
+    return [statistics.median(t) for t in interleaved_times(models, x, warmup, repeats)]
+
+
+def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> float:
+    """The median over rounds of ``numerator[r] / denominator[r]``: two models' times taken in the same rounds
+    of :func:`interleaved_times`. Each round's two calls run back to back, so a machine whose speed drifts
+    between rounds (other work on it, clocks) moves both alike; the ratio of the two medians takes each
+    median from other rounds and carries the drift in (on this project's shared 2-core machine it swung
+    LSNet-T's b1 ratio to the authors' code between 1.12x and 1.25x run to run)."""
+    if len(numerator) != len(denominator) or not numerator:
+        raise ValueError(f'paired_ratio takes times of the same rounds, got {len(numerator)} and '
+                         f'{len(denominator)}')
+    return statistics.median(a / b for a, b in zip(numerator, denominator))
 
 
 def with_autocast(fn: Callable, device: str, dtype: Optional[torch.dtype]) -> Callable:
