@@ -306,6 +306,27 @@ def test_speed_ups_are_paired_within_each_round(monkeypatch):
     assert rows[1].latency_ratio == 2.0 and rows[1].throughput_ratio == 2.0
 
 
+def test_only_rows_timed_in_the_same_rounds_are_paired(monkeypatch):
+    """A --compare model is timed in a group of its own: set against the first zoo model by the ratio of the
+    medians, not round by round against rounds it did not share (nor do two rows of one name and form in two
+    groups share their times)."""
+    bench = importlib.import_module('zoo.measure.benchmark')
+    groups = iter([[[1.0, 1.0, 4.0], [2.0, 2.0, 8.0]], [[1.0, 1.0, 4.0], [2.0, 2.0, 8.0]],  # zoo deploy, timm
+                   [[9.0, 3.0, 3.0]], [[9.0, 3.0, 3.0]]])  # the same timm model, --compare: its own group
+
+    def times(fns, x, warmup, repeats):
+        got = next(groups)
+        assert len(got) == len(fns)
+        return [t[:repeats] for t in got]
+    monkeypatch.setattr(bench, 'interleaved_times', times)
+    rows = benchmark(['shvit_s1'], compare=['shvit_s1'], forms=['deploy'], timm_peers=True, img_size=32,
+                     batch_size=2, threads=1, warmup=0, repeats=3, memory=False)
+    deploy, peer, compared = rows
+    assert (peer.form, compared.form, peer.paired_with, compared.paired_with) == ('timm', 'timm', 'shvit_s1', 'shvit_s1')
+    assert peer.latency_ratio == 2.0  # its own rounds, paired
+    assert compared.latency_ratio == 3.0 / 1.0  # medians: 3 ms against 1 ms
+
+
 def test_a_run_stopped_part_way_keeps_the_rows_measured(tmp_path, monkeypatch):
     """A run killed at a time limit (tools/gpu_check.sh's steps) wrote nothing: its files came only at the end."""
     import benchmark as cli  # tools/benchmark.py

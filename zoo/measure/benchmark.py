@@ -144,12 +144,13 @@ def benchmark(
     first = models[0] if models else None
     groups += [[(name, form, runtime, first) for form in peer_forms for runtime in runtimes] for name in compare]
     rows: List[BenchmarkRow] = []
-    # each measured row's times, round by round (batch 1, batch N), by (model, form, runtime, paired_with): a
-    # ratio between two rows of a group is the median of their per-round ratios (timing.paired_ratio)
-    rounds: Dict[tuple, Tuple[List[float], List[float]]] = {}
+    # each measured row's rounds (its group, inference or training steps) and times in them (batch 1, batch N),
+    # by its place in ``rows``: a ratio between two rows timed in the same rounds is the median of their
+    # per-round ratios (timing.paired_ratio)
+    rounds: Dict[int, Tuple[tuple, List[float], List[float]]] = {}
     bar = tqdm(groups, desc='benchmark', unit='model', file=sys.stderr, disable=not progress, dynamic_ncols=True)
     with tempfile.TemporaryDirectory() as workdir:
-        for jobs in bar:
+        for group, jobs in enumerate(bar):
             bar.set_postfix_str(', '.join(f'{name} [{form}, {runtime}]' for name, form, runtime, _ in jobs))
             theirs, unbuilt = _authors_models(jobs, authors)
             with contextlib.ExitStack() as imported:  # the authors' modules, while their models run
@@ -176,7 +177,7 @@ def benchmark(
                             paired_with=paired, error=failed[job]))
                         continue
                     fn, lat, bt = built[job], statistics.median(latency[job]), statistics.median(batch_time[job])
-                    rounds[name, form, runtime, paired] = latency[job], batch_time[job]
+                    rounds[len(rows)] = (group, 'inference'), latency[job], batch_time[job]
                     mem = None
                     if memory and (runtime == 'eager' or (device != 'cpu' and runtime == 'compiled')):
                         mem = peak_memory(fn, xb) / 2 ** 20
@@ -190,7 +191,9 @@ def benchmark(
             if runtimes != ('eager',):
                 torch._dynamo.reset()
             if train_step:
-                rows += _train_step_rows(jobs, xb, amp, layout, warmup, repeats, rounds)
+                for row, times in zip(*_train_step_rows(jobs, xb, amp, layout, warmup, repeats)):
+                    rounds[len(rows)] = (group, 'train-step'), times, times
+                    rows.append(row)
             if on_group is not None:
                 so_far = copy.deepcopy(rows)
                 _add_ratios(so_far, rounds)
@@ -273,8 +276,9 @@ def _group_modules(jobs, theirs, x1: torch.Tensor, device: str, channels_last: b
 
 
 def _train_step_rows(jobs, xb: torch.Tensor, amp: Optional[torch.dtype], layout, warmup: int,
-                     repeats: int, rounds: dict) -> List[BenchmarkRow]:
-    """One row per model of a group: seconds per training step, the models taking turns."""
+                     repeats: int) -> Tuple[List[BenchmarkRow], List[List[float]]]:
+    """One row per model of a group: seconds per training step, the models taking turns; and each row's
+    times, round by round."""
     import timm
     names = list(dict.fromkeys((name, form in PEER_FORMS, paired) for name, form, _, paired in jobs
                                if form != 'authors'))
@@ -286,28 +290,27 @@ def _train_step_rows(jobs, xb: torch.Tensor, amp: Optional[torch.dtype], layout,
     rows = []
     for (name, is_peer, paired), step, ts in zip(names, steps, per_round):
         t = statistics.median(ts)
-        rounds[name, 'timm' if is_peer else 'train', 'train-step', paired] = ts, ts
         rows.append(BenchmarkRow(
             model=name, form='timm' if is_peer else 'train', params=count_params(step.model), gflops=0.,
             img_size=xb.shape[-1], latency_ms=1e3 * t, throughput=len(xb) / t, batch_size=len(xb),
             runtime='train-step', device=xb.device.type, dtype=_DTYPE_NAMES[amp], paired_with=paired))
-    return rows
+    return rows, per_round
 
 
 def _time_ratios(a: BenchmarkRow, b: BenchmarkRow, rounds: Mapping) -> Tuple[float, float]:
     """``a``'s time over ``b``'s, at batch 1 and at batch N: the median of their per-round ratios where both were
-    timed in the same rounds (:func:`timing.paired_ratio`), else the ratio of their medians."""
-    ta, tb = rounds.get((a.model, a.form, a.runtime, a.paired_with)), rounds.get((b.model, b.form, b.runtime,
-                                                                                  b.paired_with))
-    if ta is None or tb is None or len(ta[0]) != len(tb[0]) or len(ta[1]) != len(tb[1]):
+    timed in the same rounds (:func:`timing.paired_ratio`; ``rounds``: a row's id -> its group and times), else
+    the ratio of their medians (a ``compare`` model, measured in a group of its own)."""
+    ta, tb = rounds.get(id(a)), rounds.get(id(b))
+    if ta is None or tb is None or ta[0] != tb[0]:
         return a.latency_ms / b.latency_ms, b.throughput / a.throughput
-    return paired_ratio(ta[0], tb[0]), paired_ratio(ta[1], tb[1])
+    return paired_ratio(ta[1], tb[1]), paired_ratio(ta[2], tb[2])
 
 
 def _add_ratios(rows: List[BenchmarkRow], rounds: Optional[Mapping] = None) -> None:
-    """Each row's speed-ups against its reference row (see :func:`benchmark`), from ``rounds`` (each row's
-    per-round times) where the two were timed in the same rounds."""
-    rounds = rounds or {}
+    """Each row's speed-ups against its reference row (see :func:`benchmark`), from ``rounds`` (the group and
+    times of ``rows[i]``, round by round, under ``i``) where the two were timed in the same rounds."""
+    rounds = {id(row): rounds[i] for i, row in enumerate(rows) if i in rounds} if rounds else {}
     first, deploy, first_by_runtime = {}, {}, {}
     rows = [row for row in rows if not row.error]  # a row not measured is no one's reference and has no ratio
     authors_rows = {(row.paired_with, row.runtime) for row in rows if row.form == 'authors'}
