@@ -18,6 +18,7 @@ Runtime; against timm peers. Every model of a group is measured in turns, so rat
     python tools/benchmark.py --large-kernel    # ways to compute a 13x13 depthwise conv, timed and checked
 """
 import argparse
+import itertools
 import os
 import sys
 
@@ -155,12 +156,11 @@ def main(argv=None):
               + ('' if args.no_memory else f'peak act. mem: activations at batch {batch_size}'
                                            f'{"" if gpu else " (eager)"}; ')
               + 'speed-up: reference latency / latency (see the ratio column)')
-    done, groups = [], len(models) + len(compare)
+    finished, groups = itertools.count(1), len(models) + len(compare)
 
     def so_far(rows):  # the files hold every row measured so far: a run stopped part-way keeps them
-        done.append(rows)
-        report(args, to_markdown(rows), f'{header}\n\n**Unfinished**: the rows of {len(done)} of {groups} models; '
-                                        'the run had not ended when this was written.', echo=False)
+        report(args, to_markdown(rows), f'{header}\n\n**Unfinished**: the rows of {next(finished)} of {groups} '
+                                        'models; the run had not ended when this was written.', echo=False)
         write_csv(args, rows)
 
     rows = benchmark(models, compare=compare, forms=args.forms, runtimes=args.runtimes, timm_peers=args.timm_peers,

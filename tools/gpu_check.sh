@@ -67,16 +67,19 @@ for B, C, H in ((64, 128, 28), (64, 256, 14), (256, 128, 28)):  # LSNet-T's SKA 
 
 # BiFormer-T's routed attention at its stage shapes (224 px, batch 64): gather + SDPA vs block-sparse
 # FlexAttention, both compiled, AMP fp16
-from zoo.models.biformer import BiLevelRoutingAttention
+from zoo.models.biformer import BiLevelRoutingAttention, _gpu_tiles
 rows += ['', '| op | stage (dim, heads, map, top-k) | dtype | pass | gather + SDPA (ms) | block-sparse flex (ms) | speed-up |',
          '|---|---|---|---|---|---|---|']
 for dim, heads, size, topk in ((64, 2, 56, 1), (128, 4, 28, 4), (256, 8, 14, 16)):
     x = torch.randn(64, size, size, dim, device='cuda')
     times = []
     for impl in ('gather', 'block-sparse'):
-        if impl == 'block-sparse' and (size // 7) ** 2 % 16:  # refused on a GPU (zoo.models.biformer._gpu_tiles)
-            times.append('n/a: regions of fewer than 16 tokens')
-            continue
+        if impl == 'block-sparse':
+            try:  # what a GPU refuses, known before compiling
+                _gpu_tiles((size // 7) ** 2)
+            except ValueError:
+                times.append('n/a: regions of fewer than 16 tokens')
+                continue
         torch.manual_seed(0)
         m = torch.compile(BiLevelRoutingAttention(dim, heads, 7, topk, routing_impl=impl).cuda().eval())
         try:
