@@ -153,21 +153,23 @@ class BiLevelRoutingAttention(nn.Module):
         p, h, w = self.n_win, H // self.n_win, W // self.n_win
         qkv = self.qkv(x)
         lepe = self.lepe(qkv[..., 2 * self.qk_dim:].permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # conv on NCHW view
-        # regions: (B, p*p, h*w, C), region (j, i) holding rows j*h.. and columns i*w..
-        C = qkv.shape[-1]
-        regions = qkv.view(B, p, h, p, w, C).permute(0, 1, 3, 2, 4, 5).reshape(B, p * p, h * w, C)
-        q, kv = regions.split([self.qk_dim, self.qk_dim + self.dim], dim=-1)
-        idx = self.route(q.mean(2), kv[..., :self.qk_dim].mean(2))
+        # the map seen as regions: (B, p, h, p, w, C), region (j, i) holding rows j*h.. and columns i*w..
+        grid = qkv.view(B, p, h, p, w, qkv.shape[-1])
+        # region-level queries and keys: the means over each region, (B, p*p, qk_dim) each (pooled on the
+        # channels-last NCHW view: a fraction of a reduction over the grid's strided dims)
+        means = F.avg_pool2d(qkv.permute(0, 3, 1, 2), (h, w)).flatten(2).transpose(1, 2)
+        idx = self.route(means[..., :self.qk_dim], means[..., self.qk_dim:2 * self.qk_dim])
         if torch.jit.is_scripting():
-            out = self._gathered(q, kv, idx)
+            out = self._gathered(grid, idx)
         else:
-            out = self._routed(q, kv, idx)
+            out = self._routed(grid, idx)
         out = out.transpose(1, 2).reshape(B, p, p, h, w, self.dim).permute(0, 1, 3, 2, 4, 5).reshape(B, H, W, self.dim)
         return out + lepe, H0, W0
 
     @torch.jit.unused
-    def routing_form(self, q: torch.Tensor) -> str:
-        """The form the token attention over ``q`` takes in this call: 'auto' resolved as ROUTING_IMPLS says."""
+    def routing_form(self, x: torch.Tensor) -> str:
+        """The form the token attention over ``x`` (its queries, keys and values) takes in this call: 'auto'
+        resolved as ROUTING_IMPLS says."""
         if self.routing_impl != 'auto':
             return self.routing_impl
         if is_exporting():  # strict or not
@@ -177,28 +179,37 @@ class BiLevelRoutingAttention(nn.Module):
             return dense
         recorded = not torch.compiler.is_compiling() and (  # Dynamo cannot trace the ONNX flags (nor need them)
             torch.jit.is_tracing() or is_onnx_exporting() or counting_model_products())
-        if recorded or q.device.type != 'cpu' or (torch.is_grad_enabled() and q.requires_grad):
+        if recorded or x.device.type != 'cpu' or (torch.is_grad_enabled() and x.requires_grad):
             return 'gather'
         return dense
 
     @torch.jit.unused
-    def _routed(self, q, kv, idx):
-        form = self.routing_form(q)
+    def _routed(self, grid: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        form = self.routing_form(grid)
+        if form == 'gather':
+            return self._gathered(grid, idx)
+        B, p, h, _, w, C = grid.shape
+        # region-major tokens: (B, p*p, h*w, C)
+        regions = grid.permute(0, 1, 3, 2, 4, 5).reshape(B, p * p, h * w, C)
+        q, kv = regions.split([self.qk_dim, self.qk_dim + self.dim], dim=-1)
         if form == 'block-sparse':
             return self._block_sparse(q, kv, idx)
-        if form == 'masked':
-            return self._masked(q, kv, idx)
-        return self._gathered(q, kv, idx)
+        return self._masked(q, kv, idx)
 
-    def _gathered(self, q, kv, idx):
-        """Token attention on the routed regions' keys/values gathered into dense tensors: (B*R, m, T, dv)."""
-        B, R, T, _ = q.shape
+    def _gathered(self, grid: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Token attention on the routed regions' keys/values gathered into dense tensors, (B*R, m, T, dv) for
+        R regions of T tokens: each routed token's key and value read once from the map, by its place in it."""
+        B, p, h, _, w, C = grid.shape
+        H, W = p * h, p * w
+        R, T = p * p, h * w
         topk, m = idx.shape[-1], self.num_heads
-        flat = idx + torch.arange(B, device=idx.device).view(B, 1, 1) * R
-        ckv = self.qk_dim + self.dim
-        kv = kv.reshape(B * R, T, ckv)[flat.view(-1)].view(B * R, topk * T, ckv)
+        # the routed regions' first tokens, then every token of each, as places in the flattened (B*H*W) map
+        first = (idx // p) * (h * W) + (idx % p) * w + torch.arange(B, device=idx.device).view(B, 1, 1) * (H * W)
+        within = (torch.arange(h, device=idx.device).view(h, 1) * W + torch.arange(w, device=idx.device)).view(-1)
+        places = (first.unsqueeze(-1) + within).view(-1)
+        kv = grid.reshape(B * H * W, C)[:, self.qk_dim:].index_select(0, places).view(B * R, topk * T, C - self.qk_dim)
         k, v = kv.split([self.qk_dim, self.dim], dim=-1)
-        q = q.reshape(B * R, T, m, self.qk_dim // m).transpose(1, 2)
+        q = grid[..., :self.qk_dim].permute(0, 1, 3, 2, 4, 5).reshape(B * R, T, m, self.qk_dim // m).transpose(1, 2)
         k = k.view(B * R, topk * T, m, self.qk_dim // m).transpose(1, 2)
         v = v.view(B * R, topk * T, m, self.dim // m).transpose(1, 2)
         return F.scaled_dot_product_attention(q, k, v, scale=self.scale)
