@@ -18,9 +18,10 @@ import torch
 from timm.models import group_parameters
 
 import zoo
-from conftest import MODELS, SMALLEST, randomize_norms, remaining_norms_are_unfoldable
+from conftest import MODELS, SMALLEST, randomize_norms, remaining_norms_are_unfoldable, shallow
 from test_fx_script import fx_trace
 from zoo.deploy import foldable_modules
+from zoo.models._base import CPU_TILE_TOKENS
 
 SMALL = 64  # a multiple of every model's total stride (64 for LSNet and SHViT), small enough for CPU tests
 # the one-build contract of the larger variants runs at this size: their cost is in their weights, and at
@@ -134,6 +135,40 @@ def test_grad_checkpointing_gives_same_outputs_and_grads(model_name):
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 0
     for n in grads[0]:
         torch.testing.assert_close(grads[0][n], grads[1][n], msg=n)
+
+
+def test_batch_tiles_give_the_whole_batchs_outputs_in_cpu_inference_only(model_name):
+    model = zoo.reparameterize(shallow(model_name).eval())
+    assert {stage.tile_tokens for stage in model.stages} == {CPU_TILE_TOKENS}
+    seen = []  # the batch of each call of a stage's blocks, and each stage output's layout
+    for stage in model.stages:
+        stage.register_forward_hook(lambda module, args, out: seen.append(
+            str(out.is_contiguous(memory_format=torch.channels_last))))
+        stage.blocks.register_forward_hook(lambda module, args, out: seen.append(int(args[0].shape[0])))
+
+    def run(tile_tokens, grad=False, x=torch.randn(3, 3, SMALL, SMALL)):
+        seen.clear()
+        for stage in model.stages:
+            stage.tile_tokens = tile_tokens
+        with torch.set_grad_enabled(grad):
+            out = model(x).detach()
+        return out, [s for s in seen if isinstance(s, int)], [s for s in seen if isinstance(s, str)]
+
+    whole, calls, layouts = run(None)
+    assert calls == [3] * len(model.stages)
+    tiled, calls, tiled_layouts = run(1)  # one image a tile in every stage
+    assert calls == [1, 1, 1] * len(model.stages)
+    assert tiled_layouts == layouts  # the joined tiles keep the stage output's memory layout
+    torch.testing.assert_close(tiled, whole, rtol=1e-5, atol=1e-6)
+    assert run(1, grad=True)[1] == [3] * len(model.stages)  # gradients: the whole batch
+    assert run(1, x=torch.randn(0, 3, SMALL, SMALL))[1] == [0] * len(model.stages)  # an empty batch: as it is
+    model.train()
+    assert run(1)[1] == [3] * len(model.stages)  # training mode: the whole batch
+    model.eval()
+    seen.clear()
+    with torch.no_grad():
+        torch.jit.trace(model, torch.randn(3, 3, SMALL, SMALL), check_trace=False)
+    assert [s for s in seen if isinstance(s, int)] == [3] * len(model.stages)  # a traced graph: the whole batch
 
 
 def test_no_weight_decay_and_group_matcher_cover_parameters(model_name):

@@ -18,9 +18,14 @@ from timm.models import checkpoint_seq
 from timm.models._features import feature_take_indices
 
 from ..layers import BNLinear, FusedConv2d, check_input
+from ..layers._fx import is_plain_eager
 
-__all__ = ['BNLinearHead', 'Stage', 'StagedBackbone', 'TokenStage', 'distillation_head_for', 'levit_unit_key',
+__all__ = ['BNLinearHead', 'CPU_TILE_TOKENS', 'Stage', 'StagedBackbone', 'TokenStage', 'distillation_head_for', 'levit_unit_key',
            'merge_distillation_head', 'official_staged_key']
+
+# the tokens of a Stage's batch tile in CPU inference (its ``tile_tokens``): a 56 x 56 map, one image of a
+# stride-4 stage at 224 px (measured at batch 16 on 2 cores: docs/benchmarks.md, "Batch tiles")
+CPU_TILE_TOKENS = 56 * 56
 
 torch.fx.wrap('check_input')  # any tracer (torchvision's too) keeps the input check as one call
 
@@ -87,18 +92,47 @@ def distillation_head_for(state_dict: Dict[str, torch.Tensor], model: nn.Module)
 
 
 class Stage(nn.Module):
-    """An optional downsampling layer, then a sequence of blocks (checkpointed when asked)."""
+    """An optional downsampling layer, then a sequence of blocks (checkpointed when asked).
 
-    def __init__(self, downsample: Optional[nn.Module], blocks: Iterable[nn.Module]):
+    ``tile_tokens``: in eager CPU inference (no gradients, not traced, compiled or exported), the blocks run
+    over the batch in tiles of whole images, as many as fit in ``tile_tokens`` tokens of the blocks' map (one
+    at least), and the tiles' outputs are joined: the same numbers (in inference the blocks treat each image
+    alone), but a tile's temporaries stay small enough for the C allocator to reuse its freed memory, where
+    the whole batch's are each mapped anew and their pages faulted in (docs/deploy.md). None: the whole batch
+    at once. The default, :data:`CPU_TILE_TOKENS`, was measured faster or the same for every family
+    (docs/benchmarks.md, "Batch tiles")."""
+    tile_tokens: Optional[int] = CPU_TILE_TOKENS  # what a stage pickled before the attribute existed reads
+
+    def __init__(self, downsample: Optional[nn.Module], blocks: Iterable[nn.Module],
+                 tile_tokens: Optional[int] = CPU_TILE_TOKENS):
         super().__init__()
         self.downsample = downsample if downsample is not None else nn.Identity()
         self.blocks = nn.Sequential(*blocks)
         self.grad_checkpointing = False
+        self.tile_tokens = tile_tokens
 
     def run_blocks(self, x):
         if self.grad_checkpointing and not torch.jit.is_scripting():
             return checkpoint_seq(self.blocks, x)
+        if not torch.jit.is_scripting():
+            tile = self._batch_tile(x)
+            if tile:
+                return torch.cat([self.blocks(part) for part in x.split(tile)])
         return self.blocks(x)
+
+    @torch.jit.unused
+    def _batch_tile(self, x: torch.Tensor) -> int:
+        """Images a tile of ``x`` holds in this call, or 0 where the batch runs whole."""
+        if self.tile_tokens is None or self.training or torch.is_grad_enabled() or not is_plain_eager():
+            return 0  # is_plain_eager before reading x: a traced x (FX) answers with a Proxy
+        if not x.is_cpu:
+            return 0
+        tile = max(1, self.tile_tokens // self._map_tokens(x))
+        return tile if tile < x.shape[0] else 0
+
+    @staticmethod
+    def _map_tokens(x: torch.Tensor) -> int:
+        return x.shape[2] * x.shape[3]
 
     def forward(self, x):
         return self.run_blocks(self.downsample(x))
@@ -111,6 +145,10 @@ class TokenStage(Stage):
     is copied once. Its permuted view would reach every residual add of the stage as a transposed operand,
     which oneDNN's int8 Linear with the add fused in (``int8-inductor``) takes on a slow generic path. The
     stage output is the tokens' channels-last NCHW view."""
+
+    @staticmethod
+    def _map_tokens(x: torch.Tensor) -> int:
+        return x.shape[1] * x.shape[2]
 
     def forward(self, x):
         return self.run_blocks(self.downsample(x).permute(0, 2, 3, 1).contiguous()).permute(0, 3, 1, 2)
