@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The prepared GPU measurement: on one CUDA device, in about 9 minutes,
+# The prepared GPU measurement: on one CUDA device, in at most 8 minutes (the steps' limits add up to 475 s),
 #   1. the tests that need CUDA (tests/test_cuda.py: the fused SKA kernel compiled for the device, LSNet on it
 #      eager / compiled / training, attention on SDPA's fused kernels);
 #   2. the fused kernels against the paths they replace (SKA kernel vs the shifted sum, forward and
@@ -30,9 +30,9 @@ step() {  # step SECONDS NAME COMMAND...: run with a time limit, note a failure,
 
 "$PY" -c 'import torch; assert torch.cuda.is_available(), "no CUDA device"; print(torch.__version__, torch.cuda.get_device_name())' || exit 2
 
-step 150 "CUDA tests" "$PY" -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda.py
+step 120 "CUDA tests" "$PY" -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda.py
 
-step 120 "fused kernels vs the paths they replace" "$PY" - "$OUT_DIR/benchmark-gpu-kernels.md" <<'EOF'
+step 100 "fused kernels vs the paths they replace" "$PY" - "$OUT_DIR/benchmark-gpu-kernels.md" <<'EOF'
 import sys
 import torch
 from torch.utils.benchmark import Timer
@@ -101,7 +101,7 @@ MODELS="convnext_atto convnext_tiny inceptionnext_atto inceptionnext_tiny unirep
 step 130 "inference (eager) and a training step vs timm" "$PY" tools/benchmark.py $MODELS --device cuda --forms deploy \
     --timm-peers --channels-last --train-step --no-memory --warmup 3 --repeats 10 \
     --csv "$OUT_DIR/benchmark-gpu.csv" --markdown "$OUT_DIR/benchmark-gpu.md"
-step 140 "compiled inference vs timm compiled" "$PY" tools/benchmark.py lsnet_t shvit_s1 \
+step 125 "compiled inference vs timm compiled" "$PY" tools/benchmark.py lsnet_t shvit_s1 \
     --device cuda --forms deploy --runtimes compiled --timm-peers --channels-last --no-memory --warmup 3 --repeats 10 \
     --csv "$OUT_DIR/benchmark-gpu-compiled.csv" --markdown "$OUT_DIR/benchmark-gpu-compiled.md"
 echo "=== done $(date -u +%T), status $status"

@@ -28,7 +28,7 @@ in its first layer's pass, ``FusedMlp``), every conv too (``FusedConv2d``, ``dep
 attention's and the MLP's shortcuts are added in their last Linear's pass.
 """
 import re
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -39,7 +39,7 @@ from timm.models import generate_default_cfgs
 
 from ..layers import (ConvBN, FoldedCopy, FusedLinear, FusedMlp, NormLinear, counting_model_products, on_tokens,
                       pad_to_multiple)
-from ..layers._fx import is_exporting, is_fx_tracing, is_onnx_exporting
+from ..layers._fx import is_exporting, is_fx_tracing, is_onnx_exporting, is_plain_eager
 from ..weights import check_pretrained
 from ._base import StagedBackbone, TokenStage
 from .registry import Family, register_family
@@ -155,9 +155,10 @@ class BiLevelRoutingAttention(nn.Module):
         lepe = self.lepe(qkv[..., 2 * self.qk_dim:].permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # conv on NCHW view
         # the map seen as regions: (B, p, h, p, w, C), region (j, i) holding rows j*h.. and columns i*w..
         grid = qkv.view(B, p, h, p, w, qkv.shape[-1])
-        # region-level queries and keys: the means over each region, (B, p*p, qk_dim) each (pooled on the
-        # channels-last NCHW view: a fraction of a reduction over the grid's strided dims)
-        means = F.avg_pool2d(qkv.permute(0, 3, 1, 2), (h, w)).flatten(2).transpose(1, 2)
+        # region-level queries and keys: the means over each region, (B, p*p, qk_dim) each; one strided dim at a
+        # time (both at once took 4 ms a block at BiFormer-T's third stage, batch 16), on a rank-5 view (Core ML's
+        # largest)
+        means = qkv.view(B * p, h, p, w, qkv.shape[-1])[..., :2 * self.qk_dim].mean(3).mean(1).view(B, p * p, -1)
         idx = self.route(means[..., :self.qk_dim], means[..., self.qk_dim:2 * self.qk_dim])
         if torch.jit.is_scripting():
             out = self._gathered(grid, idx)
@@ -198,21 +199,39 @@ class BiLevelRoutingAttention(nn.Module):
 
     def _gathered(self, grid: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Token attention on the routed regions' keys/values gathered into dense tensors, (B*R, m, T, dv) for
-        R regions of T tokens: each routed token's key and value read once from the map, by its place in it."""
+        R regions of T tokens."""
         B, p, h, _, w, C = grid.shape
-        H, W = p * h, p * w
         R, T = p * p, h * w
         topk, m = idx.shape[-1], self.num_heads
-        # the routed regions' first tokens, then every token of each, as places in the flattened (B*H*W) map
-        first = (idx // p) * (h * W) + (idx % p) * w + torch.arange(B, device=idx.device).view(B, 1, 1) * (H * W)
-        within = (torch.arange(h, device=idx.device).view(h, 1) * W + torch.arange(w, device=idx.device)).view(-1)
-        places = (first.unsqueeze(-1) + within).view(-1)
-        kv = grid.reshape(B * H * W, C)[:, self.qk_dim:].index_select(0, places).view(B * R, topk * T, C - self.qk_dim)
-        k, v = kv.split([self.qk_dim, self.dim], dim=-1)
-        q = grid[..., :self.qk_dim].permute(0, 1, 3, 2, 4, 5).reshape(B * R, T, m, self.qk_dim // m).transpose(1, 2)
+        read = None if torch.jit.is_scripting() else self._read_routed(grid, idx)
+        if read is None:  # a graph: the routed regions indexed in a region-major copy of the map
+            regions = grid.permute(0, 1, 3, 2, 4, 5).reshape(B * R, T, C)
+            q = regions[..., :self.qk_dim]
+            kv = regions[..., self.qk_dim:][(idx + torch.arange(B, device=idx.device).view(B, 1, 1) * R).view(-1)]
+        else:
+            q, kv = read
+        k, v = kv.reshape(B * R, topk * T, C - self.qk_dim).split([self.qk_dim, self.dim], dim=-1)
+        q = q.reshape(B * R, T, m, self.qk_dim // m).transpose(1, 2)
         k = k.view(B * R, topk * T, m, self.qk_dim // m).transpose(1, 2)
         v = v.view(B * R, topk * T, m, self.dim // m).transpose(1, 2)
         return F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+
+    @torch.jit.unused
+    def _read_routed(self, grid: torch.Tensor, idx: torch.Tensor) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+        """The queries in region-major order, (B*R, T, qk_dim), and the routed tokens' keys and values,
+        (B*R*topk*T, qk_dim + dim), each read once from the map by its place in it, with no region-major copy of
+        the keys and values first; None but in eager runs. Graphs index a region-major copy instead: converters
+        carry these places' aranges and divisions as floats (coremltools 9, ExecuTorch's quantizer), and Core ML
+        takes no slice of a rank-6 tensor."""
+        if not is_plain_eager():
+            return None
+        B, p, h, _, w, C = grid.shape
+        H, W = p * h, p * w
+        # the routed regions' first tokens, then every token of each, as places in the flattened (B*H*W) map
+        first = (idx // p) * (h * W) + (idx % p) * w + torch.arange(B, device=idx.device).view(B, 1, 1) * (H * W)
+        within = (torch.arange(h, device=idx.device).view(h, 1) * W + torch.arange(w, device=idx.device)).view(-1)
+        kv = grid.reshape(B * H * W, C)[:, self.qk_dim:].index_select(0, (first.unsqueeze(-1) + within).view(-1))
+        return grid[..., :self.qk_dim].permute(0, 1, 3, 2, 4, 5).reshape(B * p * p, h * w, self.qk_dim), kv
 
     @torch.jit.unused
     def _masked(self, q: torch.Tensor, kv: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
