@@ -158,7 +158,7 @@ class BiLevelRoutingAttention(nn.Module):
         # region-level queries and keys: the means over each region, (B, p*p, qk_dim) each; one strided dim at a
         # time (both at once took 4 ms a block at BiFormer-T's third stage, batch 16), on a rank-5 view (Core ML's
         # largest)
-        means = qkv.view(B * p, h, p, w, qkv.shape[-1])[..., :2 * self.qk_dim].mean(3).mean(1).view(B, p * p, -1)
+        means = qkv.view(B * p, h, p, w, qkv.shape[-1])[..., :2 * self.qk_dim].mean(3).mean(1).view(B, p * p, 2 * self.qk_dim)
         idx = self.route(means[..., :self.qk_dim], means[..., self.qk_dim:2 * self.qk_dim])
         if torch.jit.is_scripting():
             out = self._gathered(grid, idx)
