@@ -20,8 +20,8 @@ from timm.models._features import feature_take_indices
 from ..layers import BNLinear, FusedConv2d, check_input
 from ..layers._fx import is_plain_eager
 
-__all__ = ['BNLinearHead', 'CPU_TILE_TOKENS', 'Stage', 'StagedBackbone', 'TokenStage', 'distillation_head_for', 'levit_unit_key',
-           'merge_distillation_head', 'official_staged_key']
+__all__ = ['BNLinearHead', 'CPU_TILE_TOKENS', 'Stage', 'StagedBackbone', 'TokenStage', 'distillation_head_for',
+           'levit_unit_key', 'merge_distillation_head', 'official_staged_key']
 
 # the tokens of a Stage's batch tile in CPU inference (its ``tile_tokens``): a 56 x 56 map, one image of a
 # stride-4 stage at 224 px (measured at batch 16 on 2 cores: docs/benchmarks.md, "Batch tiles")

@@ -101,6 +101,13 @@ def _gpu_tiles(tokens_per_region: int):
     return None if T % 64 == 0 else {'BLOCK_M': 16, 'BLOCK_N': 16}
 
 
+def _region_major(grid: torch.Tensor) -> torch.Tensor:
+    """A (B, p, h, p, w, C) view of a map cut into p x p regions of h x w tokens, copied to region-major tokens:
+    (B, p*p, h*w, C), region (j, i) at j*p + i."""
+    B, p, h, _, w, C = grid.shape
+    return grid.permute(0, 1, 3, 2, 4, 5).reshape(B, p * p, h * w, C)
+
+
 # padding depends on the map size: a traced graph (torch.fx) calls the function
 torch.fx.wrap('pad_to_multiple')
 
@@ -158,8 +165,9 @@ class BiLevelRoutingAttention(nn.Module):
         # region-level queries and keys: the means over each region, (B, p*p, qk_dim) each; one strided dim at a
         # time (both at once took 4 ms a block at BiFormer-T's third stage, batch 16), on a rank-5 view (Core ML's
         # largest)
-        means = qkv.view(B * p, h, p, w, qkv.shape[-1])[..., :2 * self.qk_dim].mean(3).mean(1).view(B, p * p, 2 * self.qk_dim)
-        idx = self.route(means[..., :self.qk_dim], means[..., self.qk_dim:2 * self.qk_dim])
+        means = qkv.view(B * p, h, p, w, qkv.shape[-1])[..., :2 * self.qk_dim].mean(3).mean(1)
+        means = means.view(B, p * p, 2 * self.qk_dim)
+        idx = self.route(means[..., :self.qk_dim], means[..., self.qk_dim:])
         if torch.jit.is_scripting():
             out = self._gathered(grid, idx)
         else:
@@ -189,10 +197,7 @@ class BiLevelRoutingAttention(nn.Module):
         form = self.routing_form(grid)
         if form == 'gather':
             return self._gathered(grid, idx)
-        B, p, h, _, w, C = grid.shape
-        # region-major tokens: (B, p*p, h*w, C)
-        regions = grid.permute(0, 1, 3, 2, 4, 5).reshape(B, p * p, h * w, C)
-        q, kv = regions.split([self.qk_dim, self.qk_dim + self.dim], dim=-1)
+        q, kv = _region_major(grid).split([self.qk_dim, self.qk_dim + self.dim], dim=-1)
         if form == 'block-sparse':
             return self._block_sparse(q, kv, idx)
         return self._masked(q, kv, idx)
@@ -205,7 +210,7 @@ class BiLevelRoutingAttention(nn.Module):
         topk, m = idx.shape[-1], self.num_heads
         read = None if torch.jit.is_scripting() else self._read_routed(grid, idx)
         if read is None:  # a graph: the routed regions indexed in a region-major copy of the map
-            regions = grid.permute(0, 1, 3, 2, 4, 5).reshape(B * R, T, C)
+            regions = _region_major(grid).flatten(0, 1)
             q = regions[..., :self.qk_dim]
             kv = regions[..., self.qk_dim:][(idx + torch.arange(B, device=idx.device).view(B, 1, 1) * R).view(-1)]
         else:
@@ -231,7 +236,7 @@ class BiLevelRoutingAttention(nn.Module):
         first = (idx // p) * (h * W) + (idx % p) * w + torch.arange(B, device=idx.device).view(B, 1, 1) * (H * W)
         within = (torch.arange(h, device=idx.device).view(h, 1) * W + torch.arange(w, device=idx.device)).view(-1)
         kv = grid.reshape(B * H * W, C)[:, self.qk_dim:].index_select(0, (first.unsqueeze(-1) + within).view(-1))
-        return grid[..., :self.qk_dim].permute(0, 1, 3, 2, 4, 5).reshape(B * p * p, h * w, self.qk_dim), kv
+        return _region_major(grid[..., :self.qk_dim]).flatten(0, 1), kv
 
     @torch.jit.unused
     def _masked(self, q: torch.Tensor, kv: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
