@@ -141,7 +141,8 @@ def test_fused_attention_matches_softmax_form(name, size):
 
 def test_every_attention_calls_sdpa_once(monkeypatch):
     """One fused call per attention (HiLo: one per Hi-Fi and one per Lo-Fi branch), no matrix built by hand;
-    BRA's masked form passes its mask, the gather none."""
+    BRA's masked form passes its mask. BRA's gather in eager CPU runs writes its products out (SDPA's CPU kernel
+    is the slower there, _written_out): no call; traced by torch.jit.trace, it keeps SDPA, with no mask."""
     calls = []
     sdpa = F.scaled_dot_product_attention
 
@@ -150,8 +151,8 @@ def test_every_attention_calls_sdpa_once(monkeypatch):
         return sdpa(*args, **kwargs)
 
     monkeypatch.setattr(F, 'scaled_dot_product_attention', counting)
-    expected = {'shsa': 1, 'hilo_ws2': 2, 'hilo_ws3_half': 2, 'hilo_msa': 1, 'bra_topk4': 1,
-                'bra_topk1_nwin4': 1, 'bra_topk4_block_sparse': 0, 'bra_topk16_auto_masked': 1, 'bra_topk3_masked': 1,
+    expected = {'shsa': 1, 'hilo_ws2': 2, 'hilo_ws3_half': 2, 'hilo_msa': 1, 'bra_topk4': 0,
+                'bra_topk1_nwin4': 0, 'bra_topk4_block_sparse': 0, 'bra_topk16_auto_masked': 1, 'bra_topk3_masked': 1,
                 'lepe_attention': 1}  # FlexAttention, not SDPA
     for name, (build, _, dim, channels_last) in ATTENTIONS.items():
         calls.clear()
@@ -160,6 +161,11 @@ def test_every_attention_calls_sdpa_once(monkeypatch):
             m(torch.randn(1, 14, 14, dim) if channels_last else torch.randn(1, dim, 14, 14))
         assert len(calls) == expected[name], name
         assert any(calls) is name.endswith('masked'), name
+    calls.clear()
+    bra = ATTENTIONS['bra_topk4'][0]().eval()
+    with torch.no_grad():
+        torch.jit.trace(bra, torch.randn(1, 14, 14, 64), check_trace=False)
+    assert calls == [False]
 
 
 @pytest.mark.parametrize('name', ['lsnet_t', 'shvit_s1', 'litv2_s', 'biformer_t'])

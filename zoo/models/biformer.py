@@ -18,9 +18,10 @@ Released: n_win 7 (the authors use 16 for COCO and 8 for ADE20K through the ``n_
 As in the authors' dense-prediction backbones (``auto_pad``), BRA zero-pads its input (after the norm) to a
 multiple of ``n_win`` and crops back, so any input size runs; at sizes with no padding (224) this is the
 classification model. Attention runs through ``scaled_dot_product_attention``: BRA as one call over
-(batch x regions, heads) with the gathered keys/values, or over the whole map with the unrouted regions
-masked out, or FlexAttention over the whole map with a block mask of the routed regions (``ROUTING_IMPLS``
-below). The last stage is one call over the whole map.
+(batch x regions, heads) with the gathered keys/values (in eager CPU runs and FX graphs, two batched products
+written out instead: ``_written_out``), or over the whole map with the unrouted regions masked out, or
+FlexAttention over the whole map with a block mask of the routed regions (``ROUTING_IMPLS`` below). The last
+stage is one call over the whole map.
 
 Deploy form: the stem and downsampling Conv–BNs fold into convs, the position embedding's shortcut into its
 kernel's centre tap. Every Linear runs oneDNN's kernel on a weight packed once (``FusedLinear``; the MLP's GELU
@@ -208,6 +209,8 @@ class BiLevelRoutingAttention(nn.Module):
         B, p, h, _, w, C = grid.shape
         R, T = p * p, h * w
         topk, m = idx.shape[-1], self.num_heads
+        if not torch.jit.is_scripting() and self._writes_out(grid):
+            return self._written_out(grid, idx)
         read = None if torch.jit.is_scripting() else self._read_routed(grid, idx)
         if read is None:  # a graph: the routed regions indexed in a region-major copy of the map
             regions = _region_major(grid).flatten(0, 1)
@@ -220,6 +223,37 @@ class BiLevelRoutingAttention(nn.Module):
         k = k.view(B * R, topk * T, m, self.qk_dim // m).transpose(1, 2)
         v = v.view(B * R, topk * T, m, self.dim // m).transpose(1, 2)
         return F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+
+    @torch.jit.unused
+    def _writes_out(self, grid: torch.Tensor) -> bool:
+        """Whether the gather writes its products out (:meth:`_written_out`): in eager CPU runs, and in FX graphs,
+        which record what eager CPU inference computes (the same ops there, bit for bit). Other graphs and GPUs
+        keep SDPA."""
+        if self.qk_dim != self.dim:  # one width for the heads of q, k and v
+            return False
+        if is_fx_tracing():  # before the device test: grid is a Proxy
+            return True
+        return is_plain_eager() and grid.is_cpu
+
+    @torch.jit.unused
+    def _written_out(self, grid: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """The gathered attention in :meth:`_gathered`'s layout, for the CPU: every head's queries, keys and values
+        copied once to region-major rows, (3 x heads, B*R, T*d); the routed regions' keys and values gathered as
+        whole rows of that copy; softmax(q k^T) v written out as two batched products. SDPA's CPU kernel took up
+        to twice as long on these many small problems (BiFormer-T's first stage: 98 of 64 x 64 scores an image),
+        and gathering by token from the map (rows of 2 x dim, strided) cost as much as the products at its
+        second stage."""
+        B, p, h, _, w, C = grid.shape
+        R, T, m, topk = p * p, h * w, self.num_heads, idx.shape[-1]
+        d = self.dim // m
+        heads = grid.reshape(B, p, h, p, w, C // d, d).permute(5, 0, 1, 3, 2, 4, 6).reshape(C // d, B * R, T * d)
+        regions = (idx + torch.arange(B, device=idx.device).view(B, 1, 1) * R).view(-1)
+        kv = heads[m:].index_select(1, regions)  # (2m, B*R*topk, T*d): keys' heads, then values'
+        q = heads[:m].reshape(m * B * R, T, d)
+        k = kv[:m].reshape(m * B * R, topk * T, d)
+        v = kv[m:].reshape(m * B * R, topk * T, d)
+        attn = torch.bmm(q, k.transpose(1, 2)).mul_(self.scale).softmax(-1)
+        return torch.bmm(attn, v).view(m, B * R, T, d).transpose(0, 1)
 
     @torch.jit.unused
     def _read_routed(self, grid: torch.Tensor, idx: torch.Tensor) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
