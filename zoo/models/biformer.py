@@ -109,6 +109,13 @@ def _region_major(grid: torch.Tensor) -> torch.Tensor:
     return grid.permute(0, 1, 3, 2, 4, 5).reshape(B, p * p, h * w, C)
 
 
+def _flat_regions(idx: torch.Tensor, regions: int) -> torch.Tensor:
+    """The routed regions ``idx`` (B, R, topk) as rows of a (B*R, ...) flattening of every image's regions, in
+    order: (B*R*topk,)."""
+    B = idx.shape[0]
+    return (idx + torch.arange(B, device=idx.device).view(B, 1, 1) * regions).view(-1)
+
+
 def _regions_to_map(out: torch.Tensor, B: int, p: int, h: int, w: int) -> torch.Tensor:
     """Attention outputs of region-major tokens, (B*p*p, heads, h*w, head width), as the (B, p*h, p*w, C) map."""
     C = out.shape[1] * out.shape[3]
@@ -222,7 +229,7 @@ class BiLevelRoutingAttention(nn.Module):
         if read is None:  # a graph: the routed regions indexed in a region-major copy of the map
             regions = _region_major(grid).flatten(0, 1)
             q = regions[..., :self.qk_dim]
-            kv = regions[..., self.qk_dim:][(idx + torch.arange(B, device=idx.device).view(B, 1, 1) * R).view(-1)]
+            kv = regions[..., self.qk_dim:][_flat_regions(idx, R)]
         else:
             q, kv = read
         k, v = kv.reshape(B * R, topk * T, C - self.qk_dim).split([self.qk_dim, self.dim], dim=-1)
@@ -254,8 +261,7 @@ class BiLevelRoutingAttention(nn.Module):
         R, T, m, topk = p * p, h * w, self.num_heads, idx.shape[-1]
         d = self.dim // m
         heads = grid.reshape(B, p, h, p, w, C // d, d).permute(5, 0, 1, 3, 2, 4, 6).reshape(C // d, B * R, T * d)
-        regions = (idx + torch.arange(B, device=idx.device).view(B, 1, 1) * R).view(-1)
-        kv = heads[m:].index_select(1, regions)  # (2m, B*R*topk, T*d): keys' heads, then values'
+        kv = heads[m:].index_select(1, _flat_regions(idx, R))  # (2m, B*R*topk, T*d): keys' heads, then values'
         q = heads[:m].reshape(m * B * R, T, d)
         k = kv[:m].reshape(m * B * R, topk * T, d)
         v = kv[m:].reshape(m * B * R, topk * T, d)
