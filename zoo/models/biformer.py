@@ -65,6 +65,12 @@ ROUTING_IMPLS = ('auto', 'gather', 'masked', 'block-sparse')
 _MASKED_SHARE = 4
 
 
+def _routed_table(idx: torch.Tensor, B: int, R: int) -> torch.Tensor:
+    """The routing as a (B, R, R) bool table: [b, r, s] is True where query region r attends to key region s
+    (``idx``, (B, R, topk), lists the s of each r). Built by tensor methods, which a traced graph (FX) records."""
+    return idx.new_zeros((B, R, R), dtype=torch.bool).scatter_(2, idx, True)
+
+
 def routed_block_mask(idx: torch.Tensor, tokens_per_region: int, num_heads: int):
     """FlexAttention's block mask for region-major tokens (region r holds tokens r*T .. r*T+T-1, T =
     ``tokens_per_region``): query region r attends to every token of the regions ``idx[b, r]`` (B, R, topk),
@@ -84,7 +90,7 @@ def routed_block_mask(idx: torch.Tensor, tokens_per_region: int, num_heads: int)
     counts = torch.full((B, num_heads, R), topk, dtype=torch.int32, device=idx.device)
     mask_mod = None
     if not torch.compiler.is_compiling():
-        routed = torch.zeros(B, R, R, dtype=torch.bool, device=idx.device).scatter_(2, idx, True)
+        routed = _routed_table(idx, B, R)
 
         def mask_mod(b, h, q_idx, kv_idx):
             return routed[b, q_idx // T, kv_idx // T]
@@ -293,7 +299,7 @@ class BiLevelRoutingAttention(nn.Module):
         third stage at batch 16)."""
         B, p, h, _, w, C = grid.shape
         H, W, R, m = p * h, p * w, p * p, self.num_heads
-        routed = grid.new_zeros((B, R, R), dtype=torch.bool).scatter_(2, idx, True)  # a method: FX records it
+        routed = _routed_table(idx, B, R)
         # query region r, key token (row, column): the key's region spread over its tokens, then the queries'
         keys = routed.view(B, R, p, 1, p, 1).expand(B, R, p, h, p, w).reshape(B, p, 1, p, 1, H * W)
         mask = keys.expand(B, p, h, p, w, H * W).reshape(B, 1, H * W, H * W)
